@@ -1,0 +1,1 @@
+"""The substation RTU daemon."""
