@@ -35,6 +35,7 @@ from types import MappingProxyType
 from typing import Annotated, Any, TypeVar, cast
 
 import msgspec
+import msgspec.structs
 
 from os3p.actions import Action
 
