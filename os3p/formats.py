@@ -30,12 +30,14 @@ from datetime import UTC, datetime, timedelta, timezone
 __all__ = ["DATE_TIME_PATTERN", "parse_date_time"]
 
 # RFC 3339 §5.6 `date-time` with `time-offset` optional. §5.6 NOTE allows lower-case `t`
-# and `z`; so do we, since we promise RFC 3339.
+# and `z`; so do we, since we promise RFC 3339. The pattern is for Python's `re` (the
+# validator applies it with `re.search`): it ends in `\Z` because `$` would also match
+# before a trailing newline.
 DATE_TIME_PATTERN: str = (
     r"^(?P<year>[0-9]{4})-(?P<month>0[1-9]|1[0-2])-(?P<day>0[1-9]|[12][0-9]|3[01])"
     r"[Tt](?P<hour>[01][0-9]|2[0-3]):(?P<minute>[0-5][0-9]):(?P<second>[0-5][0-9])"
     r"(?:\.(?P<fraction>[0-9]+))?"
-    r"(?P<offset>[Zz]|(?P<sign>[+-])(?P<off_hour>[01][0-9]|2[0-3]):(?P<off_minute>[0-5][0-9]))?$"
+    r"(?P<offset>[Zz]|(?P<sign>[+-])(?P<off_hour>[01][0-9]|2[0-3]):(?P<off_minute>[0-5][0-9]))?\Z"
 )
 
 _DATE_TIME = re.compile(DATE_TIME_PATTERN)

@@ -65,6 +65,7 @@ MALFORMED = [
     ("empty-fraction", "2015-07-07T00:00:00.Z"),
     ("no-seconds", "2015-07-07T00:00Z"),
     ("trailing-text", "2015-07-07T00:00:00Z "),
+    ("trailing-newline", "2015-07-07T00:00:00Z\n"),
 ]
 
 

@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 import pytest
 
@@ -309,3 +310,31 @@ RULE_CASES: list[tuple[str, str, Payload, bool]] = [
 )
 def test_repaired_rule(title: str, payload: Payload, accepted: bool) -> None:
     assert validator(title).is_valid(payload) is accepted
+
+
+@cache
+def fast_validator(title: str) -> Callable[[Payload], object]:
+    """The schema compiled as os3p.validation compiles it: fastjsonschema, our date-time."""
+    return fastjsonschema.compile(load_schema(title), formats={"date-time": DATE_TIME_PATTERN})
+
+
+def _fast_accepts(title: str, payload: Payload) -> bool:
+    try:
+        fast_validator(title)(payload)
+    except fastjsonschema.JsonSchemaValueException:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("title", "payload", "accepted"),
+    [pytest.param(title, payload, ok, id=case) for case, title, payload, ok in RULE_CASES]
+    + [
+        pytest.param(schema_title(e), load_example(e), e.name not in KNOWN_INVALID, id=e.name)
+        for e in EXAMPLES
+    ],
+)
+def test_fastjsonschema_agrees(title: str, payload: Payload, accepted: bool) -> None:
+    # The runtime validator is fastjsonschema, these tests use jsonschema: both must read
+    # the schemas, and our date-time, the same way.
+    assert _fast_accepts(title, payload) is accepted
