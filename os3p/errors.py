@@ -9,6 +9,8 @@ core), or *we* did (a bug in our own code: raised, so it is found).
     │                          to answer with, or none when the frame must be ignored)
     ├── PayloadInvalid         a payload violates its JSON schema (code says which rule)
     │   └── OutgoingInvalid    ... and it is ours: we were about to send it (our bug)
+    ├── PayloadError           a schema-valid payload does not convert into its typed message
+    │                          (the classes drifted from the schemas: a bug, tested against)
     ├── CallFailed             an outgoing CALL did not produce a result
     │   ├── CallErrorReceived  the peer answered with a CALLERROR
     │   ├── CallTimeout        no answer before the deadline
@@ -34,6 +36,7 @@ __all__ = [
     "InvalidResponse",
     "OS3PError",
     "OutgoingInvalid",
+    "PayloadError",
     "PayloadInvalid",
 ]
 
@@ -84,6 +87,21 @@ class PayloadInvalid(OS3PError):
 
 class OutgoingInvalid(PayloadInvalid):
     """We were about to send a payload that violates its schema: a bug on our side."""
+
+
+class PayloadError(OS3PError, ValueError):
+    """A payload that does not convert into the message type it was meant for.
+
+    Raised by `os3p.messages.from_payload`, the one place msgspec's exceptions are
+    translated. Peer payloads are validated against the schemas first, so for them this
+    should not happen; when it does, `detail` carries msgspec's account, which names the
+    offending path (e.g. "Expected `int` >= 1 - at `$.contactorId`").
+    """
+
+    def __init__(self, message_type: type, detail: str) -> None:
+        super().__init__(f"{message_type.__name__}: {detail}")
+        self.message_type = message_type
+        self.detail = detail
 
 
 class CallFailed(OS3PError):

@@ -38,6 +38,7 @@ import msgspec
 import msgspec.structs
 
 from os3p.actions import Action
+from os3p.errors import PayloadError
 
 __all__ = [
     "MESSAGE_TYPES",
@@ -904,21 +905,6 @@ MESSAGE_TYPES: Mapping[Action, tuple[type[msgspec.Struct], type[msgspec.Struct]]
 
 
 # --- Payload conversion -----------------------------------------------------------------
-
-
-class PayloadError(ValueError):
-    """A payload that does not convert into the message type it was meant for.
-
-    Raised by `from_payload`, the one place msgspec's exceptions are translated. Peer
-    payloads are validated against the schemas first (os3p.validation), so for them this
-    should not happen; when it does, `detail` carries msgspec's account, which names the
-    offending path (e.g. "Expected `int` >= 1 - at `$.contactorId`").
-    """
-
-    def __init__(self, message_type: type[msgspec.Struct], detail: str) -> None:
-        super().__init__(f"{message_type.__name__}: {detail}")
-        self.message_type = message_type
-        self.detail = detail
 
 
 _M = TypeVar("_M", bound=msgspec.Struct)

@@ -1,0 +1,88 @@
+"""Typed routing of received CALLs to handlers: one handler per action, no global registry.
+
+Each side builds its own `Router` and registers handlers on it explicitly:
+
+    router: Router[Station] = Router()
+
+    @router.on(ResetRequest)
+    async def reset(request: ResetRequest, station: Station) -> ResetResponse: ...
+
+`Ctx` is whatever the handlers need (the station object, the central's
+connection context); the shell passes it. The router checks at registration
+that the request type belongs to an action, and at dispatch that the handler
+answered with that action's response type, so a mistake surfaces as our bug
+(InternalError to the peer, a log line for us) instead of a malformed frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from os3p.actions import Action
+from os3p.messages import MESSAGE_TYPES
+
+__all__ = ["Handler", "Router"]
+
+Ctx = TypeVar("Ctx")
+Req = TypeVar("Req", bound=msgspec.Struct)
+
+Handler = Callable[[Any, Ctx], Awaitable[msgspec.Struct]]
+
+_ACTION_OF: dict[type[msgspec.Struct], Action] = {
+    request: action for action, (request, _) in MESSAGE_TYPES.items()
+}
+
+
+class Router(Generic[Ctx]):
+    """Maps actions to async handlers `(request, ctx) -> response`."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[Action, Handler[Ctx]] = {}
+
+    def on(
+        self, request_type: type[Req]
+    ) -> Callable[
+        [Callable[[Req, Ctx], Awaitable[msgspec.Struct]]],
+        Callable[[Req, Ctx], Awaitable[msgspec.Struct]],
+    ]:
+        """Decorator form of `add`."""
+
+        def register(
+            handler: Callable[[Req, Ctx], Awaitable[msgspec.Struct]],
+        ) -> Callable[[Req, Ctx], Awaitable[msgspec.Struct]]:
+            self.add(request_type, handler)
+            return handler
+
+        return register
+
+    def add(
+        self, request_type: type[Req], handler: Callable[[Req, Ctx], Awaitable[msgspec.Struct]]
+    ) -> None:
+        action = _ACTION_OF.get(request_type)
+        if action is None:
+            raise TypeError(f"{request_type.__name__} is not an OS³P request type")
+        if action in self._handlers:
+            raise ValueError(f"a handler for {action} is already registered")
+        self._handlers[action] = handler
+
+    @property
+    def actions(self) -> frozenset[Action]:
+        """The actions this side implements; the rest are answered NotImplemented."""
+        return frozenset(self._handlers)
+
+    def handler(self, action: Action) -> Handler[Ctx] | None:
+        return self._handlers.get(action)
+
+    async def dispatch(self, action: Action, request: msgspec.Struct, ctx: Ctx) -> msgspec.Struct:
+        """Run the handler of `action`; raise KeyError if none, TypeError on a wrong answer."""
+        handler = self._handlers[action]
+        response = await handler(request, ctx)
+        expected = MESSAGE_TYPES[action][1]
+        if type(response) is not expected:
+            raise TypeError(
+                f"handler for {action} returned {type(response).__name__}, not {expected.__name__}"
+            )
+        return response
