@@ -1,0 +1,187 @@
+"""The asyncio shell around one `Session`: a websockets connection, handlers, timers.
+
+One receive loop feeds every message to the session; one send path
+(`_flush`) writes whatever the session queued, in order. Handlers of received
+CALLs run as tasks owned by the connection's TaskGroup: a handler that raises
+is answered with InternalError and logged, never lost. Our own CALLs wait on
+futures that the session's events resolve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import msgspec
+from websockets.asyncio.connection import Connection as WebSocket
+from websockets.exceptions import ConnectionClosed
+
+from os3p.errors import ConnectionLost, ErrorCode, HandlerError, OutgoingInvalid
+from os3p.router import Router
+from os3p.session import (
+    CallCompleted,
+    CallFailedEvent,
+    CallReceived,
+    Event,
+    PeerViolation,
+    Session,
+    UnmatchedResponse,
+)
+
+__all__ = ["Connection"]
+
+Ctx = TypeVar("Ctx")
+Resp = TypeVar("Resp", bound=msgspec.Struct)
+
+log = logging.getLogger(__name__)
+
+
+class Connection(Generic[Ctx]):
+    """Runs OS³P over one open websocket until it closes."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        session: Session,
+        router: Router[Ctx],
+        ctx: Ctx,
+        *,
+        peer: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.websocket = websocket
+        self.session = session
+        self.peer = peer  # the station id: every log line names it
+        self._router = router
+        self._ctx = ctx
+        self._clock = clock
+        self._waiters: dict[str, asyncio.Future[msgspec.Struct]] = {}
+        self._send_lock = asyncio.Lock()
+        self._deadline_changed = asyncio.Event()
+        self._closed = False
+        self.violations = 0  # frames the peer got wrong (answered or ignored)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def run(self) -> None:
+        """Serve the connection until the websocket closes; pending calls then fail."""
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                timer = tasks.create_task(self._timer_loop(), name=f"os3p-timer-{self.peer}")
+                try:
+                    async for message in self.websocket:
+                        for event in self.session.receive(message, self._clock()):
+                            self._on_event(event, tasks)
+                        await self._flush()
+                except ConnectionClosed as exc:
+                    log.info("%s: connection lost: %s", self.peer, exc)
+                finally:
+                    timer.cancel()
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        self._closed = True
+        for event in self.session.close():
+            self._on_event(event, None)
+        for waiter in self._waiters.values():
+            if not waiter.done():
+                waiter.set_exception(ConnectionLost("connection closed"))
+        self._waiters.clear()
+
+    def _on_event(self, event: Event, tasks: asyncio.TaskGroup | None) -> None:
+        match event:
+            case CallReceived():
+                if tasks is not None:
+                    tasks.create_task(self._handle(event), name=f"os3p-{event.action}")
+            case CallCompleted(message_id=message_id, response=response):
+                waiter = self._waiters.pop(message_id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(response)
+            case CallFailedEvent(message_id=message_id, error=error):
+                waiter = self._waiters.pop(message_id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_exception(error)
+            case PeerViolation(message_id=message_id, answered=code, reason=reason):
+                self.violations += 1
+                outcome = f"answered {code}" if code else "ignored"
+                log.warning("%s: bad frame %s (%s): %s", self.peer, message_id, outcome, reason)
+            case UnmatchedResponse(message_id=message_id, reason=reason):
+                log.warning(
+                    "%s: dropped %s: %s (late after timeout?)", self.peer, message_id, reason
+                )
+
+    async def _handle(self, event: CallReceived) -> None:
+        try:
+            response = await self._router.dispatch(event.action, event.request, self._ctx)
+            self.session.reply(event.message_id, response)
+        except HandlerError as exc:
+            self._reply_error(event, exc.code, exc.description, exc.details)
+        except (TypeError, OutgoingInvalid):
+            log.exception("%s: our answer to %s is invalid", self.peer, event.action)
+            self._reply_error(event, ErrorCode.INTERNAL_ERROR, "invalid response")
+        except Exception:
+            log.exception("%s: handler for %s failed", self.peer, event.action)
+            self._reply_error(event, ErrorCode.INTERNAL_ERROR, "handler failed")
+        await self._flush()
+
+    def _reply_error(
+        self,
+        event: CallReceived,
+        code: ErrorCode,
+        text: str,
+        details: dict[str, object] | None = None,
+    ) -> None:
+        if event.message_id in self.session.handling:
+            self.session.reply_error(event.message_id, code, text, dict(details or {}))
+
+    async def _flush(self) -> None:
+        # The one send path: frames leave in the order the session queued them.
+        async with self._send_lock:
+            for text in self.session.data_to_send():
+                try:
+                    await self.websocket.send(text)
+                except ConnectionClosed:
+                    return
+
+    async def _timer_loop(self) -> None:
+        while True:
+            deadline = self.session.next_deadline()
+            self._deadline_changed.clear()
+            delay = None if deadline is None else max(0.0, deadline - self._clock())
+            try:
+                await asyncio.wait_for(self._deadline_changed.wait(), delay)
+            except TimeoutError:
+                for event in self.session.expire(self._clock()):
+                    self._on_event(event, None)
+                await self._flush()
+
+    async def call(
+        self, request: msgspec.Struct, *, timeout: float | None = None
+    ) -> msgspec.Struct:
+        """Send a CALL and wait for its result; raises a CallFailed subclass otherwise."""
+        if self._closed:
+            raise ConnectionLost("connection closed")
+        message_id = self.session.call(request, self._clock(), timeout=timeout)
+        waiter: asyncio.Future[msgspec.Struct] = asyncio.get_running_loop().create_future()
+        self._waiters[message_id] = waiter
+        self._deadline_changed.set()
+        await self._flush()
+        return await waiter
+
+    async def call_typed(
+        self, request: msgspec.Struct, response_type: type[Resp], *, timeout: float | None = None
+    ) -> Resp:
+        """`call`, with the response narrowed to the type the caller expects."""
+        response = await self.call(request, timeout=timeout)
+        if not isinstance(response, response_type):
+            raise TypeError(f"expected {response_type.__name__}, got {type(response).__name__}")
+        return response
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self.websocket.close(code, reason)
