@@ -1,0 +1,1 @@
+"""The central system: the operator's side of OS³P."""

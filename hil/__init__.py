@@ -1,0 +1,1 @@
+"""Hardware-in-the-loop rig: simulators of the field devices and the runner that wires them up."""
