@@ -19,6 +19,7 @@ import msgspec
 from websockets.asyncio.connection import Connection as WebSocket
 from websockets.exceptions import ConnectionClosed
 
+from os3p.actions import Action
 from os3p.errors import ConnectionLost, ErrorCode, HandlerError, OutgoingInvalid
 from os3p.router import Router
 from os3p.session import (
@@ -168,11 +169,23 @@ class Connection(Generic[Ctx]):
         if self._closed:
             raise ConnectionLost("connection closed")
         message_id = self.session.call(request, self._clock(), timeout=timeout)
+        return await self._await_answer(message_id)
+
+    async def _await_answer(self, message_id: str) -> msgspec.Struct:
         waiter: asyncio.Future[msgspec.Struct] = asyncio.get_running_loop().create_future()
         self._waiters[message_id] = waiter
         self._deadline_changed.set()
         await self._flush()
         return await waiter
+
+    async def call_raw(
+        self, action: Action, payload_json: str, *, timeout: float | None = None
+    ) -> msgspec.Struct:
+        """`call` with a payload that is already-validated JSON text (see Session.call_raw)."""
+        if self._closed:
+            raise ConnectionLost("connection closed")
+        message_id = self.session.call_raw(action, payload_json, self._clock(), timeout=timeout)
+        return await self._await_answer(message_id)
 
     async def call_typed(
         self, request: msgspec.Struct, response_type: type[Resp], *, timeout: float | None = None

@@ -311,6 +311,27 @@ class Session:
         self._release(now)
         return message_id
 
+    def call_raw(
+        self, action: Action, payload_json: str, now: float, *, timeout: float | None = None
+    ) -> str:
+        """Queue a CALL whose payload is JSON text validated when it was made.
+
+        For the station's durable outbox: an event is validated and encoded once, when
+        it is committed, and every (re)delivery puts the very same bytes on the wire,
+        so the central can recognise a re-sent event as the one it already stored.
+        """
+        if action not in self.ours.sends:
+            raise TypeError(f"{action} is not a request the {self.ours.value} sends")
+        message_id = self._new_message_id()
+        head = f"[2,{frames.encode_json(message_id)},{frames.encode_json(action.value)},"
+        text = f"{head}{payload_json}]"
+        call = _Outgoing(
+            message_id, action, text, self._call_timeout if timeout is None else timeout
+        )
+        self._queued.append(call)
+        self._release(now)
+        return message_id
+
     def _release(self, now: float) -> None:
         while self._queued and len(self._in_flight) < self._window:
             call = self._queued.popleft()

@@ -42,6 +42,7 @@ from typing import Protocol, TypeVar
 import msgspec
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
+from os3p.actions import Action
 from os3p.backoff import Backoff
 from os3p.client import ConnectRefused, SubprotocolRefused, open_connection
 from os3p.connection import Connection
@@ -151,6 +152,15 @@ class Link:
         if connection is None or connection.closed:
             raise ConnectionLost("no connection to the central system")
         return await connection.call(request, timeout=timeout)
+
+    async def send_raw(self, action: str, payload_json: str) -> None:
+        """Deliver one outbox entry (the pump's `send`): returns on CALLRESULT, raises a
+        CallFailed subclass otherwise. Only while Accepted: in any other state the entry
+        waits (ConnectionLost), as §3.1 forbids initiating messages before acceptance."""
+        connection = self.connection
+        if connection is None or connection.closed or not self.accepted.is_set():
+            raise ConnectionLost("not connected and Accepted")
+        await connection.call_raw(Action(action), payload_json)
 
     async def call_typed(
         self, request: msgspec.Struct, response_type: type[Resp], *, timeout: float | None = None

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from os3p import frames
+from os3p.actions import Action
 from os3p.errors import (
     CallErrorReceived,
     CallTimeout,
@@ -401,3 +402,18 @@ def test_any_input_never_raises_and_answers_by_the_rules(
                 assert out == []
             case _:
                 pytest.fail(f"unexpected event {event!r}")
+
+
+def test_raw_call_puts_the_stored_payload_bytes_on_the_wire() -> None:
+    session = station()
+    stored = '{"contactorId":2,"status":"On","timestamp":"2026-11-23T16:30:00.125Z"}'
+    message_id = session.call_raw(Action.STREETLIGHT_STATUS_NOTIFICATION, stored, now=0.0)
+    [text] = session.data_to_send()
+    assert text == f'[2,"{message_id}","StreetlightStatusNotification",{stored}]'
+    [event] = session.receive(json.dumps([3, message_id, {}]), now=1.0)
+    assert isinstance(event, CallCompleted)
+
+
+def test_raw_call_of_a_central_action_is_refused() -> None:
+    with pytest.raises(TypeError):
+        station().call_raw(Action.RESET, "{}", now=0.0)
