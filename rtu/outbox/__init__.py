@@ -1,0 +1,26 @@
+"""The durable outbox: events committed before they count as emitted, delivered FIFO."""
+
+from rtu.outbox.pump import LinkUp, Outbox, Send, pump_loop
+from rtu.outbox.store import (
+    METER_VALUES,
+    DeadLetter,
+    Entry,
+    FailOutcome,
+    OutboxStatus,
+    OutboxStore,
+    read_status,
+)
+
+__all__ = [
+    "METER_VALUES",
+    "DeadLetter",
+    "Entry",
+    "FailOutcome",
+    "LinkUp",
+    "Outbox",
+    "OutboxStatus",
+    "OutboxStore",
+    "Send",
+    "pump_loop",
+    "read_status",
+]
