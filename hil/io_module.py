@@ -1,8 +1,8 @@
 """A Modbus I/O module simulator with the physics of the station behind it.
 
-It speaks real Modbus TCP (pymodbus server) on the wiring of an `IOMap`, so
-the daemon's real driver talks to it exactly as to the module in the cabinet;
-only the endpoint in the config differs.
+It speaks real Modbus (pymodbus server: TCP, or RTU on a pseudo-terminal) on
+the wiring of an `IOMap`, so the daemon's real driver talks to it exactly as
+to the module in the cabinet; only the endpoint in the config differs.
 
 Theory of operation
 -------------------
@@ -28,9 +28,9 @@ What the model simulates:
   input) with the `test` flag set. A rising edge on the reset coil clears the
   latch and the test flag, then re-latches at once every cause still present.
   `unhealthy(group)` / `restore_health(group)` drive the healthy contact.
-- **Disconnects.** `stop()` / `start()` take the server off the network and
-  back on the same port; the physics carries on (a pulled cable, not a power
-  cycle).
+- **Disconnects.** `stop()` / `start()` take the server off the wire and
+  back on the same port or tty; the physics carries on (a pulled cable, not a
+  power cycle).
 
 Every coil write is recorded with its time (`coil_writes`), so tests can
 assert what the driver did on the wire, e.g. that no OFF was ever written.
@@ -48,14 +48,16 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import sys
 import time
+import tty
 from collections.abc import Callable, Sequence
 from typing import Literal
 
 from pymodbus.constants import ExcCodes
 from pymodbus.framer import FramerType
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from rtu.io.model import DEFAULT_IO_MAP, IndicatorPoints, IOMap
@@ -281,6 +283,10 @@ def _channels(addresses: Sequence[int]) -> int:
     return (highest // _BITS_PER_REGISTER + 1) * _BITS_PER_REGISTER
 
 
+def _bits(channels: int) -> SimData:
+    return SimData(0, count=channels, values=False, datatype=DataType.BITS)
+
+
 def _pack(bits: Sequence[bool]) -> list[int]:
     """Bits to 16-bit words, bit 0 first: pymodbus's bit-block layout."""
     return [
@@ -289,13 +295,75 @@ def _pack(bits: Sequence[bool]) -> list[int]:
     ]
 
 
-class IOModuleSimulator:
-    """The physics behind a real Modbus TCP server on `host:port`.
+class _PtyCable:
+    """A serial cable between two pseudo-terminals, which can be cut.
 
-    `port=0` picks a free port on the first `start()`; later starts reuse it,
-    so a driver can reconnect to the same endpoint. `framer="rtu"` speaks RTU
-    framing over TCP (a transparent serial-to-Ethernet gateway), which lets a
-    serial driver be tested through pyserial's `socket://` URLs.
+    The simulator's serial server opens one end (`module_end`) and the driver
+    the other (`station_end`), both ordinary tty paths, so the driver runs its
+    real serial code. The two pty masters are bridged in the event loop; while
+    the cable is cut, bytes are dropped as on a pulled RS-485 pair, so a
+    request sent during an outage is never answered late after it.
+    """
+
+    def __init__(self) -> None:
+        self._module_master, self._module_slave = os.openpty()
+        self._station_master, self._station_slave = os.openpty()
+        # Raw from the start, so nothing is echoed or translated before
+        # pyserial configures the ports; the slave fds stay open so a master
+        # never reads EIO while neither side has its end open.
+        for fd in (self._module_slave, self._station_slave):
+            tty.setraw(fd)
+        for fd in (self._module_master, self._station_master):
+            os.set_blocking(fd, False)
+        self.module_end = os.ttyname(self._module_slave)
+        self.station_end = os.ttyname(self._station_slave)
+        self.connected = True
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(
+            self._module_master, self._carry, self._module_master, self._station_master
+        )
+        self._loop.add_reader(
+            self._station_master, self._carry, self._station_master, self._module_master
+        )
+
+    def _carry(self, source: int, sink: int) -> None:
+        try:
+            data = os.read(source, 4096)
+        except (BlockingIOError, OSError):
+            return
+        if self.connected:
+            os.write(sink, data)
+
+    def close(self) -> None:
+        self._loop.remove_reader(self._module_master)
+        self._loop.remove_reader(self._station_master)
+        for fd in (
+            self._module_master,
+            self._module_slave,
+            self._station_master,
+            self._station_slave,
+        ):
+            os.close(fd)
+
+
+Link = Literal["tcp", "rtu-over-tcp", "rtu-pty"]
+
+
+class IOModuleSimulator:
+    """The physics behind a real Modbus server.
+
+    `link` picks the wire:
+
+    - `"tcp"`: Modbus TCP on `host:port`. `port=0` picks a free port on the
+      first `start()`; later starts reuse it, so a driver reconnects to the
+      same endpoint.
+    - `"rtu-over-tcp"`: RTU frames on `host:port`, as a transparent
+      serial-to-Ethernet gateway speaks; a serial driver reaches it through
+      pyserial's `socket://host:port` URL.
+    - `"rtu-pty"`: Modbus RTU on a pseudo-terminal; the driver opens the tty
+      at `device`. `stop()` cuts the cable, `start()` mends it.
+
+    Use it as an async context manager, or call `start()` and `close()`.
     """
 
     def __init__(
@@ -306,48 +374,57 @@ class IOModuleSimulator:
         port: int = 0,
         relay_delay: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
-        framer: Literal["socket", "rtu"] = "socket",
+        link: Link = "tcp",
     ) -> None:
         self.physics = StationPhysics(iomap, relay_delay=relay_delay)
         self._host = host
         self._port = port
         self._clock = clock
-        self._framer = FramerType.RTU if framer == "rtu" else FramerType.SOCKET
-        self._server: ModbusTcpServer | None = None
+        self._link = link
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
+        self._cable: _PtyCable | None = None
 
     @property
     def port(self) -> int:
-        """The TCP port; known once the simulator has started."""
+        """The TCP port; known once a TCP simulator has started."""
         return self._port
 
     @property
+    def device(self) -> str:
+        """The tty the driver opens, for `link="rtu-pty"`; known once started."""
+        if self._cable is None:
+            raise RuntimeError("the pty exists once an rtu-pty simulator has started")
+        return self._cable.station_end
+
+    @property
     def running(self) -> bool:
-        """Whether the server is accepting connections."""
+        """Whether the module is on the wire."""
         return self._server is not None
 
     async def start(self) -> None:
-        """Serve, on the same port as before if there was a before."""
+        """Serve, on the same port or tty as before if there was a before."""
         if self._server is not None:
             return
         device = SimDevice(
             id=self.physics.iomap.device_id,
             simdata=(
-                [
-                    SimData(
-                        0, count=self.physics.coil_channels, values=False, datatype=DataType.BITS
-                    )
-                ],
-                [
-                    SimData(
-                        0, count=self.physics.input_channels, values=False, datatype=DataType.BITS
-                    )
-                ],
+                [_bits(self.physics.coil_channels)],
+                [_bits(self.physics.input_channels)],
                 [SimData(0, datatype=DataType.INVALID)],  # no holding registers
                 [SimData(0, datatype=DataType.INVALID)],  # no input registers
             ),
             action=self._on_request,
         )
-        server = ModbusTcpServer(device, framer=self._framer, address=(self._host, self._port))
+        if self._link == "rtu-pty":
+            if self._cable is None:
+                self._cable = _PtyCable()
+            self._server = ModbusSerialServer(device, port=self._cable.module_end)
+            await self._server.serve_forever(background=True)
+            self._cable.connected = True
+            _log.info("I/O module simulator on %s", self._cable.station_end)
+            return
+        framer = FramerType.RTU if self._link == "rtu-over-tcp" else FramerType.SOCKET
+        server = ModbusTcpServer(device, framer=framer, address=(self._host, self._port))
         await server.serve_forever(background=True)
         # The listener's transport is the asyncio.Server: ask it which port port 0 became.
         listener = server.transport
@@ -358,17 +435,26 @@ class IOModuleSimulator:
         _log.info("I/O module simulator listening on %s:%d", self._host, self._port)
 
     async def stop(self) -> None:
-        """Stop serving and drop every client connection."""
+        """Go off the wire: stop serving, drop TCP clients, cut the serial cable."""
+        if self._cable is not None:
+            self._cable.connected = False
         if self._server is not None:
             server, self._server = self._server, None
             await server.shutdown()  # type: ignore[no-untyped-call]  # pymodbus leaves it unannotated
+
+    async def close(self) -> None:
+        """Stop, and release the pseudo-terminals if there are any."""
+        await self.stop()
+        if self._cable is not None:
+            self._cable.close()
+            self._cable = None
 
     async def __aenter__(self) -> IOModuleSimulator:
         await self.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+        await self.close()
 
     # Controls and observation, in the simulator's clock.
 
@@ -531,7 +617,7 @@ async def _serve(host: str, port: int, relay_delay: float) -> None:
                 break
             print(await apply_command(sim, line), flush=True)
     finally:
-        await sim.stop()
+        await sim.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

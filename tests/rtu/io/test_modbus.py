@@ -265,7 +265,7 @@ async def test_unknown_contactor_or_group_is_a_caller_error() -> None:
 async def test_rtu_framing_through_a_serial_url() -> None:
     # RTU frames over TCP, as through a transparent serial-to-Ethernet
     # gateway: the serial code path end to end, without a tty.
-    async with IOModuleSimulator(framer="rtu") as sim:
+    async with IOModuleSimulator(link="rtu-over-tcp") as sim:
         endpoint = SerialEndpoint(f"socket://127.0.0.1:{sim.port}", timeout=DRIVER_TIMEOUT)
         driver = ModbusIOModule(DEFAULT_IO_MAP, endpoint)
         try:
@@ -274,5 +274,26 @@ async def test_rtu_framing_through_a_serial_url() -> None:
             assert snapshot.local_switch is True
             await driver.set_contactor(4, True)
             assert sim.coil(3) is True
+        finally:
+            await driver.close()
+
+
+@async_test
+async def test_modbus_rtu_on_a_pseudo_terminal() -> None:
+    async with IOModuleSimulator(link="rtu-pty", relay_delay=UNIT) as sim:
+        driver = ModbusIOModule(
+            DEFAULT_IO_MAP, SerialEndpoint(sim.device, baudrate=115200, timeout=DRIVER_TIMEOUT)
+        )
+        try:
+            await driver.set_contactor(1, True)
+            await eventually(driver.read, lambda s: s.feedback[1])
+            sim.trip("MV2", "overcurrent")
+            assert (await driver.read()).indicators["MV2"].overcurrent is True
+
+            await sim.stop()  # the RS-485 pair is cut: requests go unanswered
+            with pytest.raises(IOModuleUnavailable):
+                await driver.read()
+            await sim.start()
+            assert (await driver.read()).coils[1] is True
         finally:
             await driver.close()
