@@ -134,6 +134,8 @@ class ModbusIOModule:
         self._client: _Client | None = None
         self._connect_lock = asyncio.Lock()
         self._owed_off: set[int] = set()
+        self._pulse_lock = asyncio.Lock()
+        self._pulsing: int | None = None
 
     @property
     def name(self) -> str:
@@ -188,10 +190,20 @@ class ModbusIOModule:
         self._drop()
 
     async def _pulse(self, address: int) -> None:
-        await self._settle_owed()
-        # Owed before the ON write: an ON whose answer is lost may still have
-        # reached the module.
-        self._owed_off.add(address)
+        # One pulse at a time: pulses are rare, and two overlapping on one
+        # coil would cut each other short.
+        async with self._pulse_lock:
+            await self._settle_owed()
+            # Owed before the ON write: an ON whose answer is lost may still
+            # have reached the module.
+            self._owed_off.add(address)
+            self._pulsing = address
+            try:
+                await self._drive_pulse(address)
+            finally:
+                self._pulsing = None
+
+    async def _drive_pulse(self, address: int) -> None:
         try:
             await self._write_coil(address, True)
         except IOModuleFault:
@@ -210,8 +222,12 @@ class ModbusIOModule:
         self._owed_off.discard(address)
 
     async def _settle_owed(self) -> None:
-        """Write the OFFs still owed; a refused one is logged and stays owed."""
-        for address in sorted(self._owed_off):
+        """Write the OFFs still owed; a refused one is logged and stays owed.
+
+        The coil of a pulse in progress is owed too, but its pulse will settle
+        it: a read in the meantime must not cut the pulse short.
+        """
+        for address in sorted(self._owed_off - {self._pulsing}):
             try:
                 await self._release(address)
             except IOModuleFault:

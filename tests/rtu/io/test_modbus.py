@@ -297,3 +297,27 @@ async def test_modbus_rtu_on_a_pseudo_terminal() -> None:
             assert (await driver.read()).coils[1] is True
         finally:
             await driver.close()
+
+
+@async_test
+async def test_reads_during_a_pulse_do_not_cut_it_short() -> None:
+    pulse_on, end_pulse = asyncio.Event(), asyncio.Event()
+
+    async def sleep_until_told(seconds: float) -> None:
+        pulse_on.set()
+        await end_pulse.wait()
+
+    async with rig(sleep=sleep_until_told) as (sim, driver):
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(driver.pulse_test("MV1"))
+            await pulse_on.wait()
+            await driver.read()  # the MV monitor polling meanwhile
+            await driver.set_contactor(1, True)
+            assert sim.coil(MV1.test_coil) is True
+            end_pulse.set()
+        assert sim.coil(MV1.test_coil) is False
+    assert [(w.address, w.value) for w in sim.coil_writes] == [
+        (MV1.test_coil, True),
+        (0, True),
+        (MV1.test_coil, False),
+    ]
