@@ -327,12 +327,15 @@ class _PtyCable:
         )
 
     def _carry(self, source: int, sink: int) -> None:
+        # A spurious wake-up (BlockingIOError) or a hung-up end (EIO) has
+        # nothing to carry; a sink that cannot take the bytes loses them, as
+        # a UART overrun would.
         try:
             data = os.read(source, 4096)
-        except (BlockingIOError, OSError):
+            if self.connected:
+                os.write(sink, data)
+        except OSError:
             return
-        if self.connected:
-            os.write(sink, data)
 
     def close(self) -> None:
         self._loop.remove_reader(self._module_master)
