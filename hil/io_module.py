@@ -37,7 +37,8 @@ assert what the driver did on the wire, e.g. that no OFF was ever written.
 
 Run standalone (the demo rig does) with `python -m hil.io_module --port N`;
 it prints `listening HOST PORT` once serving and then takes one command per
-line on stdin, answering `ok` or `error: ...` (see `COMMANDS`).
+line on stdin, answering `ok` or `error: ...` (see `COMMANDS`), until `quit`,
+SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import time
 import tty
@@ -531,19 +533,19 @@ class IOModuleSimulator:
 
 
 COMMANDS = """\
-switch on|off                    engage / release the local override switch
+switch on|off                        engage / release the local override switch
 trip GROUP overcurrent|groundfault   a fault appears (the indicator latches)
 clear GROUP overcurrent|groundfault  the fault goes away (stays latched until reset)
-unhealthy GROUP                  open the healthy contact
-healthy GROUP                    close it again
-test GROUP                       press the indicator's own test button
-reset GROUP                      press the indicator's own reset button
-flip N on|off|auto               hold contactor N's feedback; auto: follow the coil
-disconnect                       stop serving (clients are dropped)
-connect                          serve again on the same port
-status                           print the state as one JSON line
-help                             print this list
-quit                             stop and exit"""
+unhealthy GROUP                      open the healthy contact
+healthy GROUP                        close it again
+test GROUP                           press the indicator's own test button
+reset GROUP                          press the indicator's own reset button
+flip N on|off|auto                   hold contactor N's feedback; auto: follow the coil
+disconnect                           stop serving (clients are dropped)
+connect                              serve again on the same port
+status                               print the state as one JSON line
+help                                 print this list
+quit                                 stop and exit"""
 
 
 async def apply_command(sim: IOModuleSimulator, line: str) -> str:
@@ -606,25 +608,45 @@ def _status(sim: IOModuleSimulator) -> dict[str, object]:
 
 
 async def _serve(host: str, port: int, relay_delay: float) -> None:
+    """Serve until `quit` or SIGTERM/SIGINT.
+
+    The end of stdin does not stop the simulator: a rig that has no commands
+    to give may start it with stdin closed or on /dev/null.
+    """
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, done.set)
     sim = IOModuleSimulator(host=host, port=port, relay_delay=relay_delay)
     await sim.start()
     print(f"listening {host} {sim.port}", flush=True)
-    reader = asyncio.StreamReader()
-    loop = asyncio.get_running_loop()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     try:
-        while line := (await reader.readline()).decode():
-            if not line.strip():
-                continue
-            if line.split() == ["quit"]:
-                break
-            print(await apply_command(sim, line), flush=True)
+        async with asyncio.TaskGroup() as tasks:
+            commands = tasks.create_task(_command_loop(sim, done), name="stdin commands")
+            await done.wait()
+            commands.cancel()
     finally:
         await sim.close()
 
 
+async def _command_loop(sim: IOModuleSimulator, done: asyncio.Event) -> None:
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    except ValueError:  # a regular file: asyncio cannot watch it, and reading it cannot block
+        reader.feed_data(sys.stdin.buffer.read())
+        reader.feed_eof()
+    while line := (await reader.readline()).decode():
+        if line.split() == ["quit"]:
+            done.set()
+            return
+        if line.strip():
+            print(await apply_command(sim, line), flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: serve the default map until stdin closes or says `quit`."""
+    """Entry point: serve the default map until stdin says `quit` or a signal arrives."""
     parser = argparse.ArgumentParser(
         prog="python -m hil.io_module",
         description="Modbus TCP I/O module simulator. Commands on stdin:\n\n" + COMMANDS,

@@ -255,3 +255,32 @@ async def test_entry_point_serves_and_obeys_stdin() -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@async_test
+async def test_entry_point_keeps_serving_without_stdin_until_terminated() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "hil.io_module", "--port", "0"),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(WAIT):
+            port = int((await process.stdout.readline()).split()[2])
+        driver = ModbusIOModule(
+            DEFAULT_IO_MAP, TcpEndpoint("127.0.0.1", port, timeout=DRIVER_TIMEOUT)
+        )
+        try:
+            assert (await driver.read()).local_switch is False  # still up after stdin's EOF
+        finally:
+            await driver.close()
+        process.terminate()
+        async with asyncio.timeout(WAIT):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
