@@ -321,3 +321,19 @@ async def test_reads_during_a_pulse_do_not_cut_it_short() -> None:
         (0, True),
         (MV1.test_coil, False),
     ]
+
+
+@async_test
+async def test_refused_pulse_owes_nothing() -> None:
+    # The driver believes MV1's test output is coil 40; the 16-coil module refuses it.
+    wrong = dataclasses.replace(
+        DEFAULT_IO_MAP,
+        indicators=(dataclasses.replace(MV1, test_coil=40), MV2),
+    )
+    async with rig(driver_map=wrong) as (sim, driver):
+        with pytest.raises(IOModuleFault) as caught:
+            await driver.pulse_test("MV1")
+        assert caught.value.function_code == 5
+        assert driver.owed_off == frozenset()
+        await driver.set_contactor(1, False)  # nothing owed, so nothing refused on the way
+    assert [(w.address, w.value) for w in sim.coil_writes] == [(0, False)]
