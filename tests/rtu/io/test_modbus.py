@@ -1,4 +1,8 @@
-"""The pymodbus driver against the simulator over real Modbus TCP on loopback."""
+"""The pymodbus driver: how it groups reads, and how it behaves against the simulator.
+
+Every driver test talks real Modbus to `hil.io_module` on loopback: TCP, RTU
+framing over TCP, and RTU on a pseudo-terminal.
+"""
 
 from __future__ import annotations
 
@@ -16,14 +20,35 @@ from rtu.io import (
     IOModuleUnavailable,
     IOSnapshot,
 )
-from rtu.io.modbus import ModbusIOModule, SerialEndpoint, TcpEndpoint
+from rtu.io.modbus import ModbusIOModule, SerialEndpoint, TcpEndpoint, contiguous_runs
 from tests.hil.support import DRIVER_TIMEOUT, UNIT, async_test, eventually, rig
 
 MV1 = DEFAULT_IO_MAP.indicator("MV1")
 MV2 = DEFAULT_IO_MAP.indicator("MV2")
 
 
+@pytest.mark.parametrize(
+    ("addresses", "max_count", "runs"),
+    [
+        pytest.param([], 2000, (), id="empty"),
+        pytest.param([3], 2000, ((3, 1),), id="one"),
+        pytest.param([2, 0, 1], 2000, ((0, 3),), id="unsorted"),
+        pytest.param([0, 1, 5, 6, 9], 2000, ((0, 2), (5, 2), (9, 1)), id="gaps"),
+        pytest.param([0, 1, 2, 3, 4], 2, ((0, 2), (2, 2), (4, 1)), id="split-at-max"),
+        pytest.param([4, 4, 5], 2000, ((4, 2),), id="duplicates"),
+    ],
+)
+def test_contiguous_runs(addresses: list[int], max_count: int, runs: tuple[object, ...]) -> None:
+    assert contiguous_runs(addresses, max_count) == runs
+
+
+def test_default_map_reads_in_one_request_per_table() -> None:
+    assert len(contiguous_runs(DEFAULT_IO_MAP.coil_addresses())) == 1
+    assert len(contiguous_runs(DEFAULT_IO_MAP.input_addresses())) == 1
+
+
 def test_driver_satisfies_the_interface() -> None:
+    # The annotation is the test, under `mypy --strict tests/rtu/io`.
     driver: IOModule = ModbusIOModule(DEFAULT_IO_MAP, TcpEndpoint("127.0.0.1"))
     assert driver is not None
 
