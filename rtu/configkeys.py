@@ -2,8 +2,8 @@
 
 One table says, per key, whether it is read-only, how a value is parsed and
 rendered, and what it means (§5, implementation guide §6 Table 8, §7.1 Table 9).
-Values accepted by ChangeConfiguration are persisted by the caller-supplied
-`persist` callback and override the configuration file at the next start
+Values accepted by ChangeConfiguration are persisted by the caller between
+`prepare` and `apply`, and override the configuration file at the next start
 (DESIGN.md "Runtime"); subsystems subscribe to the keys they apply live.
 
 Answers (§7.1, §7.3; ChangeConfiguration has only Accepted/Rejected):
@@ -18,14 +18,13 @@ providers the daemon passes in.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 __all__ = [
-    "ChangeOutcome",
+    "Change",
     "ConfigurationKeys",
     "InvalidValue",
     "KeySpec",
@@ -39,9 +38,13 @@ class InvalidValue(ValueError):
     """A value a key cannot take; the message says why (logged with the Rejected)."""
 
 
-class ChangeOutcome(enum.Enum):
-    ACCEPTED = "Accepted"
-    REJECTED = "Rejected"
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """A ChangeConfiguration that passed every check: persist `rendered`, then `apply`."""
+
+    name: str
+    value: Any
+    rendered: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,12 +116,10 @@ class ConfigurationKeys:
         values: Mapping[str, Any],
         *,
         providers: Mapping[str, Callable[[], str]] | None = None,
-        persist: Callable[[str, str], None] | None = None,
     ) -> None:
         self._specs = {spec.name: spec for spec in specs}
         self._values = dict(values)
         self._providers = dict(providers or {})
-        self._persist = persist
         self._listeners: dict[str, list[Callable[[Any], None]]] = {}
         missing = [
             n for n, s in self._specs.items() if n not in self._values and n not in self._providers
@@ -147,23 +148,28 @@ class ConfigurationKeys:
             known.append((name, spec.readonly, text))
         return known, unknown
 
-    def change(self, name: str, text: str) -> tuple[ChangeOutcome, str]:
-        """Apply a ChangeConfiguration; returns the outcome and the reason (for the log)."""
+    def prepare(self, name: str, text: str) -> Change | str:
+        """Check a ChangeConfiguration: a `Change` to persist and apply, or why it is Rejected.
+
+        Split from `apply` because the caller persists in between: an Accepted answer
+        must only go out once the value is committed (it survives a power cut).
+        """
         spec = self._specs.get(name)
         if spec is None:
-            return ChangeOutcome.REJECTED, f"unknown key {name!r}"
+            return f"unknown key {name!r}"
         if spec.readonly:
-            return ChangeOutcome.REJECTED, f"{name} is read-only"
+            return f"{name} is read-only"
         try:
             value = spec.parse(text)
         except InvalidValue as exc:
-            return ChangeOutcome.REJECTED, f"{name}: {exc}"
-        if self._persist is not None:
-            self._persist(name, spec.render(value))  # persisted before it takes effect
-        self._values[name] = value
-        for listener in self._listeners.get(name, []):
-            listener(value)
-        return ChangeOutcome.ACCEPTED, f"{name} = {spec.render(value)}"
+            return f"{name}: {exc}"
+        return Change(name, value, spec.render(value))
+
+    def apply(self, change: Change) -> None:
+        """Make a prepared change current and tell the subsystems that use the key."""
+        self._values[change.name] = change.value
+        for listener in self._listeners.get(change.name, []):
+            listener(change.value)
 
     @staticmethod
     def parse_persisted(

@@ -179,6 +179,19 @@ class Link:
         """TriggerMessage BootNotification: send one now (also the way out of Pending)."""
         self._boot_now.set()
 
+    async def trigger_boot(self) -> None:
+        self.request_boot()
+
+    async def heartbeat_now(self) -> None:
+        """TriggerMessage Heartbeat (allowed while Pending, §3.1): one now, clock corrected."""
+        connection = self.connection
+        if connection is None or connection.closed:
+            raise ConnectionLost("no connection to the central system")
+        response, sent, received = await self._timed_call(
+            connection, HeartbeatRequest(), HeartbeatResponse
+        )
+        await self._correct_clock(response.current_time, sent, received)
+
     async def close(self) -> None:
         if self.connection is not None:
             await self.connection.close()

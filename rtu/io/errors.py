@@ -33,11 +33,11 @@ class IOModuleError(Exception):
 
 
 # The two leaves are named for what happened, not "...Error": the base already says it.
-class IOModuleUnavailable(IOModuleError):  # noqa: N818
+class IOModuleUnavailable(IOModuleError):
     """No usable answer from the module; the next call reconnects."""
 
 
-class IOModuleFault(IOModuleError):  # noqa: N818
+class IOModuleFault(IOModuleError):
     """The module answered with a Modbus exception response."""
 
     def __init__(

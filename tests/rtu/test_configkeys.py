@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtu.configkeys import (
-    ChangeOutcome,
+    Change,
     ConfigurationKeys,
     InvalidValue,
     format_latlng,
@@ -27,72 +27,73 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def keys(persisted: dict[str, str] | None = None) -> ConfigurationKeys:
-    store = persisted if persisted is not None else {}
+def keys() -> ConfigurationKeys:
     return ConfigurationKeys(
         standard_keys(),
         DEFAULTS,
         providers={"Sunrise": lambda: "08:21:00", "Sunset": lambda: "16:35:00"},
-        persist=store.__setitem__,
     )
 
 
+ACCEPTED, REJECTED = True, False
+
+
 CHANGES = [
-    ("heartbeat", "HeartbeatInterval", "600", ChangeOutcome.ACCEPTED, 600),
-    ("heartbeat-zero", "HeartbeatInterval", "0", ChangeOutcome.ACCEPTED, 0),
-    ("heartbeat-text", "HeartbeatInterval", "soon", ChangeOutcome.REJECTED, 300),
-    ("ping-positive", "websocketPingInterval", "30", ChangeOutcome.ACCEPTED, 30),
-    ("ping-zero-disables", "websocketPingInterval", "0", ChangeOutcome.ACCEPTED, 0),
+    ("heartbeat", "HeartbeatInterval", "600", ACCEPTED, 600),
+    ("heartbeat-zero", "HeartbeatInterval", "0", ACCEPTED, 0),
+    ("heartbeat-text", "HeartbeatInterval", "soon", REJECTED, 300),
+    ("ping-positive", "websocketPingInterval", "30", ACCEPTED, 30),
+    ("ping-zero-disables", "websocketPingInterval", "0", ACCEPTED, 0),
     (
         "ping-negative-rejected",
         "websocketPingInterval",
         "-1",
-        ChangeOutcome.REJECTED,
+        REJECTED,
         60,
     ),  # Table 8
-    ("geolocation", "Geolocation", "[52.37, 4.89]", ChangeOutcome.ACCEPTED, (52.37, 4.89)),
+    ("geolocation", "Geolocation", "[52.37, 4.89]", ACCEPTED, (52.37, 4.89)),
     (
         "geolocation-no-brackets",
         "Geolocation",
         "52.37, 4.89",
-        ChangeOutcome.REJECTED,
+        REJECTED,
         (51.98, 5.91),
     ),
     (
         "geolocation-out-of-range",
         "Geolocation",
         "[91, 4.89]",
-        ChangeOutcome.REJECTED,
+        REJECTED,
         (51.98, 5.91),
     ),
-    ("stack-level", "StreetlightProfileMaxStackLevel", "8", ChangeOutcome.ACCEPTED, 8),
-    ("sample-interval", "MeterValueSampleInterval", "60", ChangeOutcome.ACCEPTED, 60),
+    ("stack-level", "StreetlightProfileMaxStackLevel", "8", ACCEPTED, 8),
+    ("sample-interval", "MeterValueSampleInterval", "60", ACCEPTED, 60),
 ]
 
 
 @pytest.mark.parametrize(
     ("key", "value", "outcome", "after"), [c[1:] for c in CHANGES], ids=[c[0] for c in CHANGES]
 )
-def test_change_configuration(key: str, value: str, outcome: ChangeOutcome, after: Any) -> None:
-    persisted: dict[str, str] = {}
-    station = keys(persisted)
-    result, reason = station.change(key, value)
-    assert result is outcome, reason
+def test_change_configuration(key: str, value: str, outcome: bool, after: Any) -> None:
+    station = keys()
+    change = station.prepare(key, value)
+    assert isinstance(change, Change) is outcome, change
+    if isinstance(change, Change):
+        assert station.prepare(key, change.rendered) == change  # what is persisted re-parses
+        station.apply(change)
     assert station.value(key) == after
-    # Accepted values are persisted (as rendered), rejected ones are not.
-    assert (key in persisted) is (outcome is ChangeOutcome.ACCEPTED)
 
 
 @pytest.mark.parametrize("key", ["Sunrise", "Sunset"])
 def test_read_only_keys_are_rejected(key: str) -> None:
-    result, reason = keys().change(key, "05:00:00")
-    assert result is ChangeOutcome.REJECTED
+    reason = keys().prepare(key, "05:00:00")
+    assert isinstance(reason, str)
     assert "read-only" in reason
 
 
 def test_unknown_key_change_is_rejected() -> None:
     # §7.1.2's example key is not one of ours.
-    assert keys().change("KVCBX_LANG", "FR")[0] is ChangeOutcome.REJECTED
+    assert isinstance(keys().prepare("KVCBX_LANG", "FR"), str)
 
 
 def test_get_configuration_known_unknown_and_readonly() -> None:
@@ -111,8 +112,11 @@ def test_listeners_see_accepted_changes_only() -> None:
     station = keys()
     seen: list[Any] = []
     station.on_change("HeartbeatInterval", seen.append)
-    station.change("HeartbeatInterval", "-5")
-    station.change("HeartbeatInterval", "120")
+    assert isinstance(station.prepare("HeartbeatInterval", "-5"), str)
+    change = station.prepare("HeartbeatInterval", "120")
+    assert isinstance(change, Change)
+    assert seen == []  # prepared, not yet applied
+    station.apply(change)
     assert seen == [120]
 
 

@@ -1,0 +1,1 @@
+"""Handlers of the central-initiated actions, one module per subsystem."""
