@@ -20,20 +20,26 @@ from rtu.schedule.model import (
     profile_to_wire,
     validate_profiles,
 )
+from rtu.schedule.sun import Polar, SunTime, solar_noon, sunrise, sunset
 
 __all__ = [
     "MAX_PERIODS",
     "InvalidProfile",
     "OnPeriod",
     "Period",
+    "Polar",
     "Profile",
     "Reason",
     "Recurrency",
     "Site",
+    "SunTime",
     "TimeKind",
     "TimeSpec",
     "parse_time_of_day",
     "profile_from_wire",
     "profile_to_wire",
+    "solar_noon",
+    "sunrise",
+    "sunset",
     "validate_profiles",
 ]
