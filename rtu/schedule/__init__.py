@@ -4,6 +4,18 @@ Pure code (no I/O, no clock): the lights controller and the §7.4/§7.10 handler
 call it with the profiles, the site and the day or instant they care about.
 """
 
+from rtu.schedule.engine import (
+    active_profile,
+    day_schedule_wire,
+    desired_state,
+    effective_periods,
+    next_change,
+    normalize,
+    profile_applies,
+    resolve,
+    schedule_day,
+    schedule_window,
+)
 from rtu.schedule.model import (
     MAX_PERIODS,
     InvalidProfile,
@@ -35,9 +47,19 @@ __all__ = [
     "SunTime",
     "TimeKind",
     "TimeSpec",
+    "active_profile",
+    "day_schedule_wire",
+    "desired_state",
+    "effective_periods",
+    "next_change",
+    "normalize",
     "parse_time_of_day",
+    "profile_applies",
     "profile_from_wire",
     "profile_to_wire",
+    "resolve",
+    "schedule_day",
+    "schedule_window",
     "solar_noon",
     "sunrise",
     "sunset",
