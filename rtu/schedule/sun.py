@@ -34,6 +34,14 @@ at solar noon and at the solar midnight on the event's side:
 The horizon is the usual -0.833° for the geometric centre of the sun (0.567°
 refraction plus 0.267° semi-diameter), without refraction applied to the elevation.
 
+Accuracy (bench/schedule.py, against NOAA's spreadsheet equations evaluated at
+the event): within 23 s at Arnhem and Madrid all year, the residue mostly being
+astral's horizon (refraction taken at the apparent horizon, -0.79°) against
+NOAA's fixed -0.833°. Within two weeks of a polar edge, where the sun grazes the
+horizon, astral and NOAA drift apart by up to ~11 min at Tromsø (astral takes the
+declination at one instant); twilight lasts hours there, so the lights do not
+notice.
+
 Nothing here reads a clock: every function takes the site and the date. Results
 are memoised (pure inputs, immutable outputs), because the lights controller and
 GetEffectiveStreetlightDaySchedule ask the same day for four contactors.
