@@ -246,6 +246,8 @@ def profile_from_wire(item: Mapping[str, object]) -> Profile:
     Raises `InvalidProfile` for what cannot be represented; run `validate_profiles`
     on the result before storing or scheduling it.
     """
+    if not isinstance(item, Mapping):
+        raise InvalidProfile(Reason.MALFORMED, "a streetlight profile must be an object")
     profile_id = _field(item, "profileId", int, None)
     stack_level = _field(item, "stackLevel", int, profile_id)
     try:

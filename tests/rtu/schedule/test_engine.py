@@ -31,6 +31,7 @@ from rtu.schedule.model import (
     profile_from_wire,
     validate_profiles,
 )
+from tests.rtu.schedule.strategies import DAYS, SITES, stacks
 
 ARNHEM = Site(51.98, 5.91, ZoneInfo("Europe/Amsterdam"))
 TROMSO = Site(69.65, 18.96, ZoneInfo("Europe/Oslo"))
@@ -536,72 +537,6 @@ def test_day_schedule_wire_shape() -> None:
 
 # --- invariants ------------------------------------------------------------------------------
 
-SITES = [
-    ARNHEM,
-    TROMSO,
-    QUITO,
-    Site(-77.85, 166.67, ZoneInfo("Antarctica/McMurdo")),
-    Site(-31.55, 159.08, ZoneInfo("Australia/Lord_Howe")),  # 30-minute DST shift
-    Site(-33.45, -70.67, ZoneInfo("America/Santiago")),  # DST at midnight, southern
-    Site(1.87, -157.4, ZoneInfo("Pacific/Kiritimati")),
-]
-
-# Wall times around every transition of the sites above, plus anything.
-_TRICKY_TIMES = [
-    time(0),
-    time(0, 30),
-    time(1, 59, 59, 999000),
-    time(2),
-    time(2, 30),
-    time(3),
-    time(11, 59, 59, 999000),
-    time(12),
-    time(23, 59, 59, 999000),
-]
-_times = st.one_of(
-    st.sampled_from(_TRICKY_TIMES),
-    st.times().map(lambda t: t.replace(microsecond=t.microsecond // 1000 * 1000)),
-)
-_offsets = st.one_of(st.integers(-4 * 3600, 4 * 3600), st.integers(-86400, 86400)).map(
-    lambda s: timedelta(seconds=s)
-)
-_specs = st.one_of(
-    _times.map(lambda t: TimeSpec(TimeKind.ABSOLUTE, time=t)),
-    st.builds(TimeSpec, st.sampled_from([TimeKind.SUNSET, TimeKind.SUNRISE]), st.none(), _offsets),
-)
-_days = st.one_of(
-    st.sampled_from(
-        [
-            date(2026, 3, 28),
-            date(2026, 3, 29),
-            date(2026, 10, 24),
-            date(2026, 10, 25),
-            date(2026, 4, 4),
-            date(2026, 9, 5),
-        ]
-    ),
-    st.dates(date(2025, 1, 1), date(2027, 12, 31)),
-)
-
-
-@st.composite
-def _stacks(draw: st.DrawFn) -> list[Profile]:
-    count = draw(st.integers(0, 4))
-    levels = draw(st.lists(st.integers(0, 16), min_size=count, max_size=count, unique=True))
-    profiles = []
-    for number, level in enumerate(levels):
-        recurrency = draw(st.sampled_from(Recurrency))
-        valid_from = (
-            draw(st.one_of(st.none(), _days)) if recurrency is Recurrency.DAILY else draw(_days)
-        )
-        valid_to = draw(st.one_of(st.none(), _days))
-        if valid_from is not None and valid_to is not None and valid_to < valid_from:
-            valid_from, valid_to = valid_to, valid_from
-        periods = draw(st.lists(st.builds(Period, _specs, _specs), min_size=1, max_size=4))
-        profiles.append(Profile(number, level, recurrency, valid_from, valid_to, tuple(periods)))
-    validate_profiles(profiles, [], max_stack_level=16, clear_all=True)
-    return profiles
-
 
 def _check_shape(periods: tuple[OnPeriod, ...], window: tuple[datetime, datetime]) -> None:
     low, high = window
@@ -614,7 +549,7 @@ def _check_shape(periods: tuple[OnPeriod, ...], window: tuple[datetime, datetime
 
 
 @settings(deadline=None, max_examples=300)
-@given(profiles=_stacks(), day=_days, site=st.sampled_from(SITES))
+@given(profiles=stacks(), day=DAYS, site=st.sampled_from(SITES))
 def test_invariants(profiles: list[Profile], day: date, site: Site) -> None:
     window = schedule_window(day, site)
     periods = effective_periods(profiles, day, site)
@@ -632,8 +567,8 @@ def test_invariants(profiles: list[Profile], day: date, site: Site) -> None:
 
 @settings(deadline=None, max_examples=150)
 @given(
-    profiles=_stacks(),
-    day=_days,
+    profiles=stacks(),
+    day=DAYS,
     site=st.sampled_from(SITES),
     fraction=st.floats(0, 1, exclude_max=True),
 )
@@ -658,9 +593,7 @@ def test_next_change_is_the_next_change(
 
 
 @settings(deadline=None, max_examples=150)
-@given(
-    profiles=_stacks(), day=_days, zone=st.sampled_from(["UTC", "Asia/Tokyo", "Europe/Amsterdam"])
-)
+@given(profiles=stacks(), day=DAYS, zone=st.sampled_from(["UTC", "Asia/Tokyo", "Europe/Amsterdam"]))
 def test_own_output_as_a_profile_gives_it_back(
     profiles: list[Profile], day: date, zone: str
 ) -> None:

@@ -24,6 +24,7 @@ from rtu.schedule.model import (
     profile_to_wire,
     validate_profiles,
 )
+from tests.rtu.schedule.strategies import stacks
 
 # §7.10.3, the spec's own example item.
 SPEC_ITEM: dict[str, Any] = {
@@ -312,6 +313,9 @@ _FIVE = tuple(Period(_SUNRISE, _SUNRISE) for _ in range(5))
         ),
         pytest.param([_profile(periods=())], [], False, Reason.NO_PERIODS, id="no-periods"),
         pytest.param(
+            [_profile(profile_id=-1)], [], False, Reason.MALFORMED, id="negative-profileId"
+        ),
+        pytest.param(
             [_profile(recurrency=Recurrency.WEEKLY, valid_from=None)],
             [],
             False,
@@ -358,6 +362,50 @@ def test_validate_profiles_accepts(
     validate_profiles(new, existing, max_stack_level=16, clear_all=clear_all)
 
 
+def test_profile_must_be_an_object() -> None:
+    with pytest.raises(InvalidProfile, match="malformed"):
+        profile_from_wire([SPEC_ITEM])  # type: ignore[arg-type]
+
+
 def test_rejection_names_the_profile() -> None:
     with pytest.raises(InvalidProfile, match="profile 7: stack-level-too-high"):
         validate_profiles([_profile(7, 99)], [], max_stack_level=16, clear_all=False)
+
+
+@given(stacks())
+def test_wire_round_trip(profiles: list[Profile]) -> None:
+    for profile in profiles:
+        assert profile_from_wire(profile_to_wire(profile)) == profile
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_PATHS = [
+    ("profileId",),
+    ("stackLevel",),
+    ("recurrencyKind",),
+    ("validFrom",),
+    ("validTo",),
+    ("daySchedule",),
+    ("daySchedule", 0),
+    ("daySchedule", 0, "start"),
+    ("daySchedule", 0, "start", "kind"),
+    ("daySchedule", 1, "end", "offset"),
+    ("daySchedule", 1, "start", "time"),
+]
+
+
+@given(path=st.sampled_from(_PATHS), value=_JSON)
+def test_profile_from_wire_only_ever_rejects(path: tuple[Any, ...], value: Any) -> None:
+    """Whatever JSON a peer sends, the builder answers with a Profile or InvalidProfile."""
+    reason = None
+    try:
+        profile_from_wire(_edited(path, value))
+    except InvalidProfile as exc:
+        reason = exc.reason
+    assert reason is None or isinstance(reason, Reason)
