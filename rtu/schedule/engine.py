@@ -36,8 +36,11 @@ holiday. Periods of lower profiles are not mixed in.
 **Period bounds** (Table 18), each resolved to one instant:
 
 * Absolute `HH:mm:ss[.fff]`: local wall time; 12:00:00 to 23:59:59.999 are on D,
-  00:00:00 to 11:59:59.999 on D+1 ("start of day is 12:00:00, end of day is
-  11:59:59").
+  00:00:00 to 11:59:59.999 on D+1. Table 18 names the day's bounds: "start of
+  day is 12:00:00, end of day is 11:59:59". So an *end* of exactly 11:59:59 is
+  the end of the window (the lights stay on through 11:59:59.999...), not one
+  second before it: otherwise "12:00:00 → 11:59:59" every day, the spec's own
+  whole day, would switch the contactor off and on again at every noon.
 * Sunset + offset: the sunset of D's evening (`sun.sunset(site, D)`) plus the
   signed offset.
 * Sunrise + offset: the sunrise of D+1's morning (`sun.sunrise(site, D+1)`) plus the
@@ -56,9 +59,10 @@ DST policy
   Amsterdam) does not exist; it moves forward by the gap (03:30 CEST, i.e. 01:30 UTC).
   A period never silently vanishes, and "on at 02:30" still means "on after 02:00".
 * An ambiguous Absolute time in the fall-back hour (02:30 on 25 October 2026)
-  means its first occurrence (fold=0, 02:30 CEST = 00:30 UTC): the earlier instant
-  errs towards light for a start and is the time the operator saw last on the
-  wall clock for an end.
+  means its first occurrence (fold=0, 02:30 CEST = 00:30 UTC): the moment the
+  wall clock first shows it, which is what a technician watching the clock that
+  night expects, and the default of `zoneinfo` and dateutil. A period from 20:00
+  to 06:00 simply lasts an hour longer that night.
 * Both follow from PEP 495 with fold=0, which is what `zoneinfo` does when a wall
   time is converted to UTC; the tests pin the behaviour.
 * Sunset/Sunrise are instants and need no DST handling; an offset is elapsed time.
@@ -110,6 +114,7 @@ __all__ = [
 NEXT_CHANGE_HORIZON_DAYS = 400  # schedule days `next_change` looks ahead; > a year of seasons
 
 _NOON = time(12)
+_END_OF_DAY = time(11, 59, 59)  # Table 18: "end of day is 11:59:59"
 _ONE_DAY = timedelta(days=1)
 
 
@@ -164,15 +169,19 @@ def _absolute(at: time, day: date, site: Site) -> datetime:
     return datetime.combine(wall_day, at, site.timezone).astimezone(UTC)
 
 
-def resolve(spec: TimeSpec, day: date, site: Site) -> datetime:
-    """The UTC instant of a period bound on schedule day `day` (module doc)."""
-    return _resolve(spec, day, site, schedule_window(day, site))
+def resolve(spec: TimeSpec, day: date, site: Site, *, is_end: bool) -> datetime:
+    """The UTC instant of a period's start or end on schedule day `day` (module doc)."""
+    return _resolve(spec, day, site, schedule_window(day, site), is_end=is_end)
 
 
-def _resolve(spec: TimeSpec, day: date, site: Site, window: tuple[datetime, datetime]) -> datetime:
+def _resolve(
+    spec: TimeSpec, day: date, site: Site, window: tuple[datetime, datetime], *, is_end: bool
+) -> datetime:
     if spec.kind is TimeKind.ABSOLUTE:
         if spec.time is None:
             raise ValueError("Absolute bound without a time; validate_profiles first")
+        if is_end and spec.time == _END_OF_DAY:
+            return window[1]
         return _absolute(spec.time, day, site)
     if spec.offset is None:
         raise ValueError(f"{spec.kind} bound without an offset; validate_profiles first")
@@ -220,7 +229,10 @@ def effective_periods(profiles: Iterable[Profile], day: date, site: Site) -> tup
     window = schedule_window(day, site)
     return normalize(
         (
-            (_resolve(p.start, day, site, window), _resolve(p.end, day, site, window))
+            (
+                _resolve(p.start, day, site, window, is_end=False),
+                _resolve(p.end, day, site, window, is_end=True),
+            )
             for p in winner.periods
         ),
         window,
@@ -236,7 +248,8 @@ def day_schedule_wire(periods: Sequence[OnPeriod], site: Site) -> list[dict[str,
 
     Local wall times to the whole second (truncated), like the §7.4.2 example. A
     period that runs to the end of the window ends at "11:59:59", the spec's
-    "end of day" (Table 18), not "12:00:00", which would read as its start.
+    "end of day" (Table 18), not "12:00:00", which would read as its start; as
+    an Absolute end, "11:59:59" means the same again (see `resolve`).
     """
     wire = []
     for period in periods:

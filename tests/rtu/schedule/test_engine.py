@@ -478,6 +478,44 @@ def test_desired_state_and_next_change(now: str, on: bool, change: str) -> None:
     assert next_change([SPEC_EXAMPLE], instant, ARNHEM) == local(change)
 
 
+@pytest.mark.parametrize(
+    ("end", "expected"),
+    [
+        pytest.param(
+            "11:59:59", [("2026-01-01 11:00", "2026-01-02 11:00")], id="end-of-day-is-window-end"
+        ),
+        pytest.param(
+            "11:59:59.000", [("2026-01-01 11:00", "2026-01-02 11:00")], id="same-with-zero-ms"
+        ),
+        pytest.param(
+            "11:59:59.999",
+            [("2026-01-01 11:00", "2026-01-02 10:59:59.999")],
+            id="milliseconds-literal",
+        ),
+        pytest.param(
+            "11:59:58", [("2026-01-01 11:00", "2026-01-02 10:59:58")], id="one-second-earlier"
+        ),
+    ],
+)
+def test_end_of_day(end: str, expected: list[tuple[str, str]]) -> None:
+    # Table 18: "start of day is 12:00:00 end of day is 11:59:59".
+    periods = effective_periods([daily((at("12:00:00"), at(end)))], date(2026, 1, 1), ARNHEM)
+    assert [(p.start, p.end) for p in periods] == [(utc(s), utc(e)) for s, e in expected]
+
+
+def test_start_at_end_of_day_is_literal() -> None:
+    assert wire([daily((at("11:59:59"), at("11:59:59")))], date(2026, 1, 1)) == [
+        ("11:59:59", "11:59:59")
+    ]
+
+
+def test_whole_days_do_not_blink_at_noon() -> None:
+    whole_day = daily((at("12:00:00"), at("11:59:59")), valid_to=date(2026, 1, 10))
+    now = local("2026-01-02 15:00:00")
+    assert desired_state([whole_day], local("2026-01-03 11:59:59.5"), ARNHEM)
+    assert next_change([whole_day], now, ARNHEM) == local("2026-01-11 12:00:00")
+
+
 def test_next_change_merges_across_day_boundaries() -> None:
     # On from noon to the next noon every day until validTo: one switch-off, at its end.
     always = daily(
@@ -610,8 +648,7 @@ def test_own_output_as_a_profile_gives_it_back(
     )
     _, high = schedule_window(day, site)
     walls = [(p.start.astimezone(site.timezone), p.end.astimezone(site.timezone)) for p in periods]
-    # Only wall times that name one instant can be written back; the window end has none.
-    assume(all(p.end < high for p in periods))
+    # Only wall times that name one instant can be written back.
     assume(
         all(
             w.replace(fold=0).utcoffset() == w.replace(fold=1).utcoffset()
@@ -619,5 +656,12 @@ def test_own_output_as_a_profile_gives_it_back(
             for w in pair
         )
     )
-    again = daily(*((at(s.time().isoformat()), at(e.time().isoformat())) for s, e in walls))
+    # The window end is written as Table 18's "end of day", 11:59:59.
+    ends = [
+        "11:59:59" if p.end == high else e.time().isoformat()
+        for p, (_, e) in zip(periods, walls, strict=True)
+    ]
+    again = daily(
+        *((at(s.time().isoformat()), at(end)) for (s, _), end in zip(walls, ends, strict=True))
+    )
     assert effective_periods([again], day, site) == periods
