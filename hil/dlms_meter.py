@@ -126,6 +126,11 @@ REGISTERS: tuple[RegisterSpec, ...] = (
 )
 
 
+def _scaled(raw: int, scaler: int) -> Decimal:
+    value = Decimal(raw).scaleb(scaler)
+    return value.quantize(Decimal(1)) if scaler > 0 else value
+
+
 def _raw(spec: RegisterSpec, value: Decimal) -> int:
     """The integer a meter stores for `value`: value / 10^scaler, which must be exact."""
     raw = value.scaleb(-spec.scaler)
@@ -479,7 +484,7 @@ class DlmsMeterSimulator:
     def value(self, obis: str) -> Decimal:
         """A register's value in its unit (raw × 10^scaler)."""
         with self._lock:
-            return Decimal(self._registers[obis].value).scaleb(self._specs[obis].scaler)
+            return _scaled(self._registers[obis].value, self._specs[obis].scaler)
 
     def set_value(self, obis: str, value: Decimal) -> None:
         """Change a register; the next GET sees the new value."""
@@ -494,10 +499,7 @@ class DlmsMeterSimulator:
         imp = self._specs[ENERGY_IMPORT_OBIS].scaler
         exp = self._specs[ENERGY_EXPORT_OBIS].scaler
         with self._lock:
-            return [
-                (when, Decimal(i).scaleb(imp), Decimal(e).scaleb(exp))
-                for when, i, e in self._profile.rows
-            ]
+            return [(when, _scaled(i, imp), _scaled(e, exp)) for when, i, e in self._profile.rows]
 
     def advance_profile(self, periods: int = 1) -> None:
         """Let `periods` quarter-hours pass: energy grows, one row is captured each."""

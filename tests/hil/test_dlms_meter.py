@@ -185,7 +185,7 @@ def test_profile_range_read_returns_exactly_the_rows_in_range(
         + [c.cosem_attribute for c in energy_columns],
         capture_period=15,
     )
-    rows = [[column.value if column else None for column in row] for row in parser.parse_bytes(raw)]
+    rows = [[column.value for column in row if column] for row in parser.parse_bytes(raw)]
     expected = [r for r in meter.profile_rows if start <= r[0] <= end]
     assert len(expected) == 13  # 02:00 .. 05:00 inclusive, every 15 minutes
     got = [
