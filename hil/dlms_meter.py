@@ -28,8 +28,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
+import select
+import signal
 import socket
 import threading
+import tty
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -431,7 +435,14 @@ class _ConnectionServer(GXDLMSServer):  # type: ignore[misc]
 
 
 class DlmsMeterSimulator:
-    """A meter on 127.0.0.1 speaking DLMS/COSEM over the TCP wrapper or HDLC over TCP."""
+    """A meter speaking DLMS/COSEM: TCP wrapper, HDLC over TCP, or HDLC on a pseudo-terminal.
+
+    With `serial=True` the meter sits behind a pseudo-terminal whose terminal
+    side (`serial_port`) a client opens like a serial port; `stop` then makes
+    the meter fall silent (a dead meter on a serial line does not close
+    anything) and `start` brings it back with fresh HDLC state, as after a
+    power cycle.
+    """
 
     def __init__(
         self,
@@ -439,6 +450,7 @@ class DlmsMeterSimulator:
         port: int = 0,
         host: str = "127.0.0.1",
         hdlc: bool = False,
+        serial: bool = False,
         password: str = "12345678",
         now: Callable[[], datetime] | None = None,
         profile_start: datetime | None = None,
@@ -446,7 +458,8 @@ class DlmsMeterSimulator:
     ) -> None:
         self._host = host
         self._port = port
-        self._interface = InterfaceType.HDLC if hdlc else InterfaceType.WRAPPER
+        self._serial = serial
+        self._interface = InterfaceType.HDLC if hdlc or serial else InterfaceType.WRAPPER
         self._password = password.encode()
         self._lock = threading.Lock()
         self._fixed_now: datetime | None = None
@@ -463,6 +476,8 @@ class DlmsMeterSimulator:
         self._acceptor: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
         self._workers: set[threading.Thread] = set()
+        self._pty: tuple[int, int] | None = None  # (controller, terminal) file descriptors
+        self._wake: int | None = None  # write end of the pipe that stops the pty loop
 
     # -- object model ---------------------------------------------------------
 
@@ -554,9 +569,19 @@ class DlmsMeterSimulator:
         """How many client connections are open."""
         return len(self._connections)
 
+    @property
+    def serial_port(self) -> str:
+        """The device path a client opens (serial meters only, after `start`)."""
+        if self._pty is None:
+            raise RuntimeError("not a started serial meter")
+        return os.ttyname(self._pty[1])
+
     def start(self) -> None:
-        """Listen (again) on the configured port; port 0 picks one, kept across restarts."""
-        listener = socket.create_server((self._host, self._port), reuse_port=False)
+        """Serve (again). TCP: port 0 picks a port, kept across restarts."""
+        if self._serial:
+            self._start_serial()
+            return
+        listener = socket.create_server((self._host, self._port))
         self._port = listener.getsockname()[1]
         self._listener = listener
         self._acceptor = threading.Thread(
@@ -565,7 +590,7 @@ class DlmsMeterSimulator:
         self._acceptor.start()
 
     def stop(self) -> None:
-        """Close the listener and drop every connection, as a power cut would."""
+        """Go dark as a power cut would: drop TCP connections, or fall silent on serial."""
         listener, self._listener = self._listener, None
         if listener is not None:
             with contextlib.suppress(OSError):
@@ -574,18 +599,58 @@ class DlmsMeterSimulator:
         for conn in list(self._connections):
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            os.write(wake, b"\0")
+            os.close(wake)
         if self._acceptor is not None:
             self._acceptor.join()
             self._acceptor = None
         for worker in list(self._workers):
             worker.join()
 
+    def close(self) -> None:
+        """Stop and release the pseudo-terminal."""
+        self.stop()
+        pty, self._pty = self._pty, None
+        if pty is not None:
+            for fd in pty:
+                os.close(fd)
+
     def __enter__(self) -> DlmsMeterSimulator:
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.close()
+
+    def _start_serial(self) -> None:
+        if self._pty is None:
+            controller, terminal = os.openpty()
+            # Raw mode: no echo, no CR/LF translation; HDLC frames are binary.
+            tty.setraw(terminal)
+            self._pty = (controller, terminal)
+        controller = self._pty[0]
+        # What a client sent while the meter was dark is lost, as on a real line.
+        while select.select([controller], [], [], 0)[0]:
+            os.read(controller, 4096)
+        wake_r, self._wake = os.pipe()
+        self._acceptor = threading.Thread(
+            target=self._serve_pty, args=(controller, wake_r), name="dlms-meter-pty"
+        )
+        self._acceptor.start()
+
+    def _serve_pty(self, controller: int, wake: int) -> None:
+        server = _ConnectionServer(self, InterfaceType.HDLC)
+        try:
+            while True:
+                ready, _, _ = select.select([controller, wake], [], [])
+                if wake in ready:
+                    return
+                for reply in self._handle(server, os.read(controller, 4096)):
+                    os.write(controller, reply)
+        finally:
+            os.close(wake)
 
     def _accept_loop(self, listener: socket.socket) -> None:
         while True:
@@ -637,18 +702,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=4059)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--hdlc", action="store_true", help="HDLC over TCP (default: wrapper)")
+    parser.add_argument(
+        "--serial", action="store_true", help="HDLC on a pseudo-terminal; prints its path"
+    )
     parser.add_argument("--password", default="12345678")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     meter = DlmsMeterSimulator(
-        port=args.port, host=args.host, hdlc=args.hdlc, password=args.password
+        port=args.port,
+        host=args.host,
+        hdlc=args.hdlc,
+        serial=args.serial,
+        password=args.password,
     )
-    meter.start()
-    _log.info("DLMS meter on %s:%d (%s)", args.host, meter.port, "HDLC" if args.hdlc else "wrapper")
     stop = threading.Event()
-    with contextlib.suppress(KeyboardInterrupt):
-        stop.wait()
-    meter.stop()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with meter:
+        if args.serial:
+            _log.info("DLMS meter (HDLC) on %s", meter.serial_port)
+        else:
+            mode = "HDLC" if args.hdlc else "wrapper"
+            _log.info("DLMS meter (%s) on %s:%d", mode, args.host, meter.port)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
 
 
 if __name__ == "__main__":

@@ -282,6 +282,8 @@ class _SerialLink:
         import serial
 
         self._port: Any = serial.serial_for_url(port, baudrate=baud_rate, timeout=timeout)
+        # Leftovers of an earlier association would be taken for the UA.
+        self._port.reset_input_buffer()
 
     def send(self, data: bytes) -> None:
         self._port.write(data)
@@ -387,6 +389,10 @@ class _Session:
         finally:
             self._link.close()
 
+    def abort(self) -> None:
+        """Drop the link without a release: after a failure it cannot carry one."""
+        self._link.close()
+
     # reads -------------------------------------------------------------------
 
     def _get(self, class_id: int, obis: str, attribute: int) -> Any:
@@ -490,7 +496,7 @@ class DlmsMeter:
             return
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(executor, self._drop_session)
+            await loop.run_in_executor(executor, self._release_session)
         finally:
             executor.shutdown(wait=False)
 
@@ -527,10 +533,15 @@ class DlmsMeter:
             self._session = _Session(self._config)
         return self._session
 
-    def _drop_session(self) -> None:
+    def _release_session(self) -> None:
         session, self._session = self._session, None
         if session is not None:
             session.close()
+
+    def _drop_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.abort()
 
 
 def _describe(exc: BaseException) -> str:

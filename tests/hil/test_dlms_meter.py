@@ -8,6 +8,8 @@ two from agreeing on a shared mistake.
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -223,3 +225,46 @@ def test_stop_drops_open_connections_and_start_serves_again(
     with _client(meter).session() as client:
         value, _, _ = _read_register(client, "1.0.32.7.0.255")
     assert value == Decimal("230.1")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _connectable(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return False
+    return True
+
+
+def test_entry_point_serves_until_sigterm() -> None:
+    """`python -m hil.dlms_meter --port N` as the demo rig starts it."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hil.dlms_meter", "--port", str(port), "--password", PASSWORD],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for(lambda: _connectable(port) or proc.poll() is not None, timeout=20)
+        client = DlmsClient.with_tcp_transport(
+            host="127.0.0.1",
+            port=port,
+            client_logical_address=17,
+            server_logical_address=1,
+            authentication_method=enumerations.AuthenticationMechanism.LLS,
+            password=PASSWORD.encode(),
+            timeout=5,
+        )
+        with client.session():
+            scaler, unit = _decode(client.get(_register("1.0.32.7.0.255", 3)))
+        assert (scaler, unit) == (-1, UNIT_CODES["V"])
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 0, stderr.decode()
+    assert f"on 127.0.0.1:{port}" in stderr.decode()

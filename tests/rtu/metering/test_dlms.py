@@ -29,8 +29,8 @@ from rtu.metering.model import MeterSource, Sample, SourceError
 PASSWORD = "secret-1"
 METER_TIME = datetime(2026, 3, 29, 10, 17, 42, tzinfo=UTC)
 PROFILE_START = datetime(2026, 3, 28, 0, 0, tzinfo=UTC)
-Transport = Literal["wrapper", "hdlc"]
-TRANSPORTS: tuple[Transport, ...] = ("wrapper", "hdlc")
+Transport = Literal["wrapper", "hdlc", "serial"]
+TRANSPORTS: tuple[Transport, ...] = ("wrapper", "hdlc", "serial")
 
 _T = TypeVar("_T")
 
@@ -69,6 +69,7 @@ def meter(transport: Transport) -> Iterator[DlmsMeterSimulator]:
     sim = DlmsMeterSimulator(
         password=PASSWORD,
         hdlc=transport == "hdlc",
+        serial=transport == "serial",
         profile_start=PROFILE_START,
         profile_periods=96,
     )
@@ -84,8 +85,11 @@ def config(meter: DlmsMeterSimulator, transport: Transport, **overrides: Any) ->
         "authentication": "low",
         "password": PASSWORD,
         "client_address": 17,
-        "timeout": 2.0,
+        # A silent serial meter is only noticed by timeout; loopback answers in ms.
+        "timeout": 0.5 if transport == "serial" else 2.0,
     }
+    if transport == "serial":
+        fields["serial_port"] = meter.serial_port
     fields.update(overrides)
     return DlmsConfig(**fields)
 
