@@ -34,7 +34,7 @@ import signal
 import socket
 import threading
 import tty
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -475,6 +475,7 @@ class DlmsMeterSimulator:
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()  # acceptor, workers and stop() share the set
         self._workers: set[threading.Thread] = set()
         self._pty: tuple[int, int] | None = None  # (controller, terminal) file descriptors
         self._wake: int | None = None  # write end of the pipe that stops the pty loop
@@ -567,7 +568,8 @@ class DlmsMeterSimulator:
     @property
     def connection_count(self) -> int:
         """How many client connections are open."""
-        return len(self._connections)
+        with self._connections_lock:
+            return len(self._connections)
 
     @property
     def serial_port(self) -> str:
@@ -596,17 +598,20 @@ class DlmsMeterSimulator:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
             listener.close()
-        for conn in list(self._connections):
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
         wake, self._wake = self._wake, None
         if wake is not None:
             os.write(wake, b"\0")
             os.close(wake)
+        # The acceptor first: once it is gone no connection can be added behind our back.
         if self._acceptor is not None:
             self._acceptor.join()
             self._acceptor = None
-        for worker in list(self._workers):
+        with self._connections_lock:
+            connections, workers = list(self._connections), list(self._workers)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for worker in workers:
             worker.join()
 
     def close(self) -> None:
@@ -647,7 +652,8 @@ class DlmsMeterSimulator:
                 ready, _, _ = select.select([controller, wake], [], [])
                 if wake in ready:
                     return
-                for reply in self._handle(server, os.read(controller, 4096)):
+                reply = self._handle(server, os.read(controller, 4096))
+                if reply:
                     os.write(controller, reply)
         finally:
             os.close(wake)
@@ -659,9 +665,10 @@ class DlmsMeterSimulator:
             except OSError:
                 return
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._connections.add(conn)
             worker = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._workers.add(worker)
+            with self._connections_lock:
+                self._connections.add(conn)
+                self._workers.add(worker)
             worker.start()
 
     def _serve(self, conn: socket.socket) -> None:
@@ -671,21 +678,26 @@ class DlmsMeterSimulator:
                 data = conn.recv(4096)
                 if not data:
                     return
-                for reply in self._handle(server, data):
+                reply = self._handle(server, data)
+                if reply:
                     conn.sendall(reply)
         except OSError:
             return
+        except Exception:
+            # A simulator fault must show in the test log, not vanish with the thread.
+            _log.exception("connection handler failed")
         finally:
-            self._connections.discard(conn)
+            with self._connections_lock:
+                self._connections.discard(conn)
+                self._workers.discard(threading.current_thread())
             conn.close()
-            self._workers.discard(threading.current_thread())
 
-    def _handle(self, server: _ConnectionServer, data: bytes) -> Iterable[bytes]:
+    def _handle(self, server: _ConnectionServer, data: bytes) -> bytes:
+        """Feed received bytes to gurux; the reply frame once a request is complete."""
         request = _Reply(bytearray(data))
         with self._lock:
             server.handleRequest(request)
-        if request.reply:
-            yield bytes(request.reply)
+        return bytes(request.reply or b"")
 
 
 def _import_step(index: int) -> int:

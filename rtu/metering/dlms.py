@@ -156,7 +156,7 @@ class DlmsConfig:
     serial_port: str = ""  # for transport="serial": HDLC over this serial device
     baud_rate: int = 9600
     authentication: Literal["none", "low"] = "none"
-    password: str = ""
+    password: str = dataclasses.field(default="", repr=False)  # kept out of logs
     # Green Book: client 16 is the public client (no security); 17 is customary
     # for a reading client with a password.
     client_address: int = 16
@@ -488,7 +488,10 @@ class DlmsMeter:
         """
         if start.tzinfo is None or end.tzinfo is None:
             raise ValueError("read_profile needs aware datetimes")
-        return await self._call(lambda session: session.profile(start, end))
+        # Sent as UTC (deviation 0): the sign of a non-zero deviation is where
+        # meters and libraries disagree.
+        first, last = start.astimezone(UTC), end.astimezone(UTC)
+        return await self._call(lambda session: session.profile(first, last))
 
     async def close(self) -> None:
         executor, self._executor = self._executor, None
