@@ -329,7 +329,6 @@ class _Session:
         else:
             self._link = _TcpLink(config.host, config.port, config.timeout)
         self._hdlc = hdlc
-        self._deadline = 0.0
         # Per association: OBIS → (scaler, unit code). A meter may be
         # reparametrised between associations, never during one.
         self._scaler_unit: dict[str, tuple[int, int]] = {}

@@ -379,3 +379,18 @@ def test_unit_must_match_the_table() -> None:
 def test_config_refuses_unmapped_obis() -> None:
     with pytest.raises(ValueError, match=r"1\.0\.1\.8\.1\.255"):
         DlmsConfig(registers=("1.0.1.8.1.255",))
+
+
+def test_whole_day_of_profile_spans_several_blocks(
+    meter: DlmsMeterSimulator, transport: Transport
+) -> None:
+    # 96 rows × 24 bytes is more than the meter's 1024-byte PDU: GET-with-block
+    # (and, on HDLC, segmentation into many I-frames) must reassemble it.
+    rows = with_source(
+        config(meter, transport),
+        lambda m: m.read_profile(PROFILE_START, PROFILE_START + timedelta(days=1)),
+    )
+    assert len(rows) == 96
+    assert [(r.timestamp, r.samples[0].value) for r in rows] == [
+        (when, imported) for when, imported, _ in meter.profile_rows
+    ]
