@@ -40,24 +40,35 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from gurux_dlms import GXByteBuffer, GXDateTime, GXDLMSServer
+from gurux_dlms import GXByteBuffer, GXCiphering, GXDateTime, GXDLMSException, GXDLMSServer
 from gurux_dlms._GXAPDU import _GXAPDU
 from gurux_dlms._HDLCInfo import _HDLCInfo
+from gurux_dlms.ConfirmedServiceError import ConfirmedServiceError
 from gurux_dlms.ConnectionState import ConnectionState
 from gurux_dlms.enums import (
     AccessMode,
+    AssociationResult,
     Authentication,
+    Command,
+    Conformance,
     DataType,
+    ErrorCode,
+    Initiate,
     InterfaceType,
     MethodAccessMode,
+    ObjectType,
+    Service,
     SourceDiagnostic,
     Unit,
 )
 from gurux_dlms.GXDLMS import GXDLMS
+from gurux_dlms.GXDLMSLNParameters import GXDLMSLNParameters
 from gurux_dlms.GXDLMSLongTransaction import GXDLMSLongTransaction
 from gurux_dlms.GXHdlcSettings import GXHdlcSettings
+from gurux_dlms.GXSecure import GXSecure
 from gurux_dlms.GXServerReply import GXServerReply
 from gurux_dlms.internal._GXCommon import _GXCommon
+from gurux_dlms.internal._GXDataInfo import _GXDataInfo
 from gurux_dlms.objects import (
     GXDLMSAssociationLogicalName,
     GXDLMSClock,
@@ -65,6 +76,7 @@ from gurux_dlms.objects import (
     GXDLMSProfileGeneric,
     GXDLMSRegister,
 )
+from gurux_dlms.ServiceError import ServiceError
 
 __all__ = [
     "CLOCK_OBIS",
@@ -84,6 +96,9 @@ PROFILE_OBIS = "1.0.99.1.0.255"
 ENERGY_IMPORT_OBIS = "1.0.1.8.0.255"
 ENERGY_EXPORT_OBIS = "1.0.2.8.0.255"
 PROFILE_PERIOD = timedelta(minutes=15)
+# The example keys of the DLMS UA Green Book, gurux's defaults too; test keys only.
+GREEN_BOOK_BLOCK_CIPHER_KEY = bytes(range(16))
+GREEN_BOOK_AUTHENTICATION_KEY = bytes(range(0xD0, 0xE0))
 _MAX_PDU = 1024  # a typical meter's xDLMS max-receive/send PDU size
 PUBLIC_CLIENT = 16  # IEC 62056-5-3 / DLMS UA Green Book: the public client, no security
 # The Green Book reserves 0x7E and up for special client addresses; any other
@@ -290,6 +305,13 @@ class _ConnectionServer(GXDLMSServer):  # type: ignore[misc]
         # gurux repair: the `maxReceivePDUSize` property's setter assigns to
         # itself and recurses without end; the setting lives in `settings`.
         self.settings.maxServerPDUSize = _MAX_PDU
+        # HLS-GMAC context: our system title and the keys shared with the client.
+        # Security stays NONE: the association is authenticated, APDUs are not ciphered.
+        cipher = GXCiphering(bytearray(meter.system_title))
+        cipher.blockCipherKey = bytearray(meter.block_cipher_key)
+        cipher.authenticationKey = bytearray(meter.authentication_key)
+        self.settings.cipher = cipher
+        self._hls_pending = False
         self.initialize()
 
     # -- repaired HDLC handling ---------------------------------------------
@@ -359,10 +381,173 @@ class _ConnectionServer(GXDLMSServer):  # type: ignore[misc]
         # property called as a function, before answering HARDWARE_FAULT); we log
         # it first so a simulator fault is visible.
         try:
+            if cmd == Command.METHOD_REQUEST:
+                self._handle_method(data)
+                return self._frame(cmd)
+            if cmd == Command.GET_REQUEST and not self.settings.connected & ConnectionState.DLMS:
+                # gurux repair: `acceptConnection` lets GETs through once HDLC is
+                # connected (SNRM/UA), before or without an accepted association,
+                # and while HLS is still pending. IEC 62056-5-3 §4.2: xDLMS
+                # services need an established application association.
+                self.replyData.set(
+                    bytearray(
+                        self.generateConfirmedServiceError(
+                            ConfirmedServiceError.INITIATE_ERROR,
+                            ServiceError.SERVICE,
+                            Service.UNSUPPORTED,
+                        )
+                    )
+                )
+                return self._frame(cmd)
             return super().handleCommand(cmd, data, sr)
         except Exception:
             _log.exception("command %s failed", cmd)
             raise
+
+    def _frame(self, cmd: Any) -> Any:
+        """Wrap `replyData` for the link, as the tail of GXDLMSServer.handleCommand does."""
+        if self.settings.interfaceType == InterfaceType.WRAPPER:
+            return GXDLMS.getWrapperFrame(self.settings, cmd, self.replyData)
+        return GXDLMS.getHdlcFrame(self.settings, 0, self.replyData)
+
+    # -- repaired association handling ----------------------------------------
+
+    def handleAarqRequest(self, data: Any, connectionInfo: Any) -> None:
+        """gurux repair: our own AARE, so that HLS-GMAC associations work.
+
+        GXDLMSServer.handleAarqRequest delegates to _GXAPDU.generateAARE, which
+        for HLS-GMAC writes the responding-AP-title with a wrong length and
+        calls `setUInt8()` without a value (TypeError), and gives the
+        responding-authentication-value the length of the challenge instead of
+        challenge + 2. The checks before it are kept (conformance, PDU size,
+        DLMS version 6); the AARE is encoded here (IEC 62056-5-3 §8.2, the
+        A-XDR/BER AARE of Green Book Table "AARE").
+        """
+        settings = self.settings
+        settings.setCtoSChallenge(None)
+        self._hls_pending = False
+        if settings.interfaceType == InterfaceType.WRAPPER:
+            self.reset(True)
+        result = AssociationResult.ACCEPTED
+        error: bytes | None = None
+        try:
+            diagnostic = _GXAPDU.parsePDU(settings, settings.cipher, data, None)
+            if settings.negotiatedConformance == Conformance.NONE:
+                error = bytes([0x0E, 1, 6, int(Initiate.INCOMPATIBLE_CONFORMANCE)])
+            elif settings.maxPduSize < 64:
+                error = bytes([0x0E, 1, 6, int(Initiate.PDU_SIZE_TOO_SHORT)])
+            elif settings.dlmsVersion != 6:
+                settings.dlmsVersion = 6
+                error = bytes([0x0E, 1, 6, int(Initiate.DLMS_VERSION_TOO_LOW)])
+            if error is not None:
+                result, diagnostic = AssociationResult.PERMANENT_REJECTED, 0
+            elif diagnostic != SourceDiagnostic.NONE:
+                result = AssociationResult.PERMANENT_REJECTED
+                diagnostic = SourceDiagnostic.NOT_SUPPORTED
+            else:
+                diagnostic = self.onValidateAuthentication(
+                    settings.authentication, settings.password
+                )
+                if diagnostic != SourceDiagnostic.NONE:
+                    result = AssociationResult.PERMANENT_REJECTED
+                elif settings.authentication > Authentication.LOW:
+                    # Accepted pending the client's reply to our challenge.
+                    diagnostic = SourceDiagnostic.AUTHENTICATION_REQUIRED
+                    settings.setStoCChallenge(GXSecure.generateChallenge())
+                    self._hls_pending = True
+                else:
+                    settings.connected |= ConnectionState.DLMS
+        except GXDLMSException as exc:
+            result, diagnostic = exc.result, exc.diagnostic
+        self._append_aare(int(result), int(diagnostic), error)
+
+    def _append_aare(self, result: int, diagnostic: int, error: bytes | None) -> None:
+        settings = self.settings
+        body = GXByteBuffer()
+        _GXAPDU.generateApplicationContextName(settings, body, settings.cipher)
+        body.set(bytearray([0xA2, 3, 0x02, 1, result]))  # result
+        body.set(bytearray([0xA3, 5, 0xA1, 3, 0x02, 1, diagnostic]))  # acse-service-user
+        if settings.authentication == Authentication.HIGH_GMAC:
+            title = bytes(settings.cipher.systemTitle)
+            body.set(bytearray([0xA4, 2 + len(title), 0x04, len(title)]) + title)
+        if settings.authentication > Authentication.LOW and result == 0:
+            challenge = bytes(settings.stoCChallenge)
+            body.set(bytearray([0x88, 2, 0x07, 0x80]))  # responder-acse-requirements
+            # mechanism-name: {2 16 756 5 8 2 <mechanism>}
+            body.set(bytearray([0x89, 7, 0x60, 0x85, 0x74, 5, 8, 2, int(settings.authentication)]))
+            body.set(bytearray([0xAA, 2 + len(challenge), 0x80, len(challenge)]) + challenge)
+        info = error if error is not None else bytes(_GXAPDU.getUserInformation(settings, None))
+        body.set(bytearray([0xBE, 2 + len(info), 0x04, len(info)]) + info)
+        if settings.interfaceType == InterfaceType.HDLC:
+            self.replyData.set(_GXCommon.LLC_REPLY_BYTES)
+        self.replyData.setUInt8(0x61)  # AARE, [APPLICATION 1]
+        self.replyData.setUInt8(len(body))
+        self.replyData.set(body)
+
+    def _handle_method(self, data: Any) -> None:
+        """gurux repair: ACTION handling, for reply_to_HLS_authentication only.
+
+        GXDLMSLNCommandHandler.handleMethodRequest calls `onPreAction(list(e))`
+        on a non-iterable event (TypeError on every ACTION), and the
+        association's `invoke` does `int(e.parameters)` on an octet-string.
+        IEC 62056-6-2 §4.4.4, Association LN method 1: the client sends
+        f(StoC) = SC ‖ IC ‖ GMAC(SC ‖ AK ‖ StoC); if it verifies, the server
+        answers f(CtoS) and the association is established. The meter has no
+        other method a client could call.
+        """
+        settings = self.settings
+        data.getUInt8()  # action-request-normal
+        invoke_id = data.getUInt8()
+        settings.updateInvokeId(invoke_id)
+        class_id = data.getUInt16()
+        ln = bytearray(6)
+        data.get(ln)
+        method = data.getUInt8()
+        parameters = _GXCommon.getData(settings, data, _GXDataInfo()) if data.getUInt8() else None
+        answer = GXByteBuffer()
+        status = ErrorCode.READ_WRITE_DENIED
+        is_hls_reply = (
+            class_id == ObjectType.ASSOCIATION_LOGICAL_NAME
+            and _GXCommon.toLogicalName(ln) == "0.0.40.0.0.255"
+            and method == 1
+        )
+        if is_hls_reply and self._hls_pending and parameters is not None:
+            self._hls_pending = False
+            f_ctos = self._check_hls_reply(bytes(parameters))
+            if f_ctos is not None:
+                settings.connected |= ConnectionState.DLMS
+                status = ErrorCode.OK
+                answer.setUInt8(1)  # return-parameters present
+                answer.setUInt8(0)  # Get-Data-Result: data
+                _GXCommon.setData(settings, answer, DataType.OCTET_STRING, f_ctos)
+            else:
+                _log.info("HLS-GMAC: client's f(StoC) does not verify")
+        if status != ErrorCode.OK:
+            answer.setUInt8(0)
+        GXDLMS.getLNPdu(
+            GXDLMSLNParameters(
+                settings, invoke_id, Command.METHOD_RESPONSE, 1, None, answer, status
+            ),
+            self.replyData,
+        )
+
+    def _check_hls_reply(self, f_stoc: bytes) -> bytes | None:
+        """f(CtoS) if the client's f(StoC) verifies (Green Book §9.2.7.4, HLS mechanism 5)."""
+        settings = self.settings
+        if len(f_stoc) < 5:
+            return None
+        ic = int.from_bytes(f_stoc[1:5], "big")
+        expected = GXSecure.secure(
+            settings, settings.cipher, ic, settings.stoCChallenge, settings.sourceSystemTitle
+        )
+        if bytes(expected) != f_stoc:
+            return None
+        cipher = settings.cipher
+        f_ctos = GXSecure.secure(
+            settings, cipher, cipher.invocationCounter, settings.ctoSChallenge, cipher.systemTitle
+        )
+        cipher.invocationCounter += 1
+        return bytes(f_ctos)
 
     # -- the hooks gurux calls ------------------------------------------------
 
@@ -452,6 +637,9 @@ class DlmsMeterSimulator:
         hdlc: bool = False,
         serial: bool = False,
         password: str = "12345678",
+        system_title: bytes = b"SIM00001",
+        block_cipher_key: bytes = GREEN_BOOK_BLOCK_CIPHER_KEY,
+        authentication_key: bytes = GREEN_BOOK_AUTHENTICATION_KEY,
         now: Callable[[], datetime] | None = None,
         profile_start: datetime | None = None,
         profile_periods: int = 96,
@@ -461,6 +649,11 @@ class DlmsMeterSimulator:
         self._serial = serial
         self._interface = InterfaceType.HDLC if hdlc or serial else InterfaceType.WRAPPER
         self._password = password.encode()
+        if len(system_title) != 8:
+            raise ValueError("a system title has 8 bytes")
+        self.system_title = system_title
+        self.block_cipher_key = block_cipher_key
+        self.authentication_key = authentication_key
         self._lock = threading.Lock()
         self._fixed_now: datetime | None = None
         self._now = now or (lambda: datetime.now(UTC))
@@ -547,11 +740,13 @@ class DlmsMeterSimulator:
         self._profile.entriesInUse = len(rows)
 
     def validate(self, client: int, authentication: int, password: Any) -> int:
-        """Association policy: public client without security, others with the password."""
+        """Association policy: public client without security; others by password or HLS-GMAC."""
         if authentication == Authentication.NONE:
             ok = client == PUBLIC_CLIENT
         elif authentication == Authentication.LOW:
             ok = bytes(password or b"") == self._password
+        elif authentication == Authentication.HIGH_GMAC:
+            ok = True  # proven by the reply to our challenge, see _handle_method
         else:
             ok = False
         if not ok:

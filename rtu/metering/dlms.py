@@ -15,6 +15,11 @@ register: scaler_unit (attribute 3) once per association, value (attribute 2)
 every time. IEC 62056-6-2 §4.3.2: value × 10^scaler is the quantity in the
 unit. Values are scaled with `Decimal.scaleb`, never through float.
 
+Authentication: none (public client), low (password) and HLS-GMAC
+(mechanism 5: AARQ/AARE carry system titles and challenges, then the client
+proves the shared keys by GMAC in reply_to_HLS_authentication). xDLMS APDUs
+are not ciphered (security policy "none"); that is a separate step.
+
 Everything gurux or the transport raises becomes `SourceError` in `_guarded`,
 the one boundary; `Any` from the untyped library stays inside `_Session`.
 
@@ -155,8 +160,12 @@ class DlmsConfig:
     transport: Literal["wrapper", "hdlc", "serial"] = "wrapper"
     serial_port: str = ""  # for transport="serial": HDLC over this serial device
     baud_rate: int = 9600
-    authentication: Literal["none", "low"] = "none"
+    authentication: Literal["none", "low", "hls-gmac"] = "none"
     password: str = dataclasses.field(default="", repr=False)  # kept out of logs
+    # HLS-GMAC (mechanism 5): our system title and the keys shared with the meter.
+    system_title: bytes = b"RTU00001"
+    block_cipher_key: bytes = dataclasses.field(default=b"", repr=False)
+    authentication_key: bytes = dataclasses.field(default=b"", repr=False)
     # Green Book: client 16 is the public client (no security); 17 is customary
     # for a reading client with a password.
     client_address: int = 16
@@ -172,6 +181,12 @@ class DlmsConfig:
             raise ValueError(f"no OS³P measurand for OBIS {', '.join(unknown)}")
         if self.transport == "serial" and not self.serial_port:
             raise ValueError("transport 'serial' needs serial_port")
+        if self.authentication == "hls-gmac" and (
+            len(self.system_title) != 8
+            or len(self.block_cipher_key) != 16
+            or len(self.authentication_key) != 16
+        ):
+            raise ValueError("hls-gmac needs an 8-byte system title and two 16-byte keys")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -303,8 +318,8 @@ class _Session:
     """One association with the meter, used from the worker thread only."""
 
     def __init__(self, config: DlmsConfig) -> None:
-        from gurux_dlms import GXDLMSClient
         from gurux_dlms.enums import Authentication, InterfaceType
+        from gurux_dlms.secure import GXDLMSSecureClient
 
         self._config = config
         hdlc = config.transport in ("hdlc", "serial")
@@ -314,8 +329,14 @@ class _Session:
             server = (config.server_logical_address << 7) | config.server_physical_address
         else:
             server = config.server_logical_address
-        auth = Authentication.LOW if config.authentication == "low" else Authentication.NONE
-        self._client: Any = GXDLMSClient(
+        auth = {
+            "none": Authentication.NONE,
+            "low": Authentication.LOW,
+            "hls-gmac": Authentication.HIGH_GMAC,
+        }[config.authentication]
+        # The secure client is the plain one plus a ciphering context (system
+        # title, keys); with security NONE it ciphers nothing.
+        self._client: Any = GXDLMSSecureClient(
             True,
             config.client_address,
             server,
@@ -323,6 +344,11 @@ class _Session:
             config.password or None,
             InterfaceType.HDLC if hdlc else InterfaceType.WRAPPER,
         )
+        if config.authentication == "hls-gmac":
+            ciphering = self._client.ciphering
+            ciphering.systemTitle = bytearray(config.system_title)
+            ciphering.blockCipherKey = bytearray(config.block_cipher_key)
+            ciphering.authenticationKey = bytearray(config.authentication_key)
         self._link: _Link
         if config.transport == "serial":
             self._link = _SerialLink(config.serial_port, config.baud_rate, config.timeout)
@@ -376,6 +402,11 @@ class _Session:
             self._client.parseUAResponse(reply.data)
         reply = self._request(self._client.aarqRequest())
         self._client.parseAareResponse(reply.data)
+        if self._client.isAuthenticationRequired:
+            # HLS pass 3 and 4 (IEC 62056-5-3 §9.2.7.4): answer the meter's
+            # challenge with f(StoC) and check its f(CtoS).
+            reply = self._request(self._client.getApplicationAssociationRequest())
+            self._client.parseApplicationAssociationResponse(reply.data)
 
     def close(self) -> None:
         """Release the association politely, then drop the link whatever happens."""

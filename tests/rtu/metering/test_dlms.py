@@ -13,7 +13,11 @@ from dlms_cosem import a_xdr, cosem, enumerations
 from dlms_cosem.clients.dlms_client import DlmsClient
 from dlms_cosem.time import datetime_from_bytes
 
-from hil.dlms_meter import DlmsMeterSimulator
+from hil.dlms_meter import (
+    GREEN_BOOK_AUTHENTICATION_KEY,
+    GREEN_BOOK_BLOCK_CIPHER_KEY,
+    DlmsMeterSimulator,
+)
 from rtu.metering.dlms import (
     DEFAULT_REGISTERS,
     CosemDateTimeError,
@@ -197,10 +201,26 @@ def test_no_authentication_as_public_client(
     assert by_measurand(samples)["Voltage.L1N"].value == Decimal("230.1")
 
 
+HLS = {
+    "authentication": "hls-gmac",
+    "password": "",
+    "client_address": 1,  # the management client, customary for HLS
+    "block_cipher_key": GREEN_BOOK_BLOCK_CIPHER_KEY,
+    "authentication_key": GREEN_BOOK_AUTHENTICATION_KEY,
+}
+
+
+def test_hls_gmac_association(meter: DlmsMeterSimulator, transport: Transport) -> None:
+    samples = with_source(config(meter, transport, **HLS), lambda m: m.read())
+    assert by_measurand(samples)["Voltage.L1N"].value == Decimal("230.1")
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
         pytest.param({"password": "wrong"}, id="wrong-password"),
+        pytest.param({**HLS, "authentication_key": bytes(16)}, id="hls-wrong-key"),
+        pytest.param({**HLS, "block_cipher_key": bytes(16)}, id="hls-wrong-cipher-key"),
         pytest.param({"authentication": "none", "password": ""}, id="no-password-as-client-17"),
     ],
 )
@@ -374,6 +394,18 @@ def test_unit_must_match_the_table() -> None:
     assert os3p_unit("1.0.1.8.0.255", 30) == "Wh"
     with pytest.raises(DlmsDataError, match="table expects 'Wh'"):
         os3p_unit("1.0.1.8.0.255", 32)  # varh where active energy is mapped
+
+
+def test_config_refuses_hls_without_keys() -> None:
+    with pytest.raises(ValueError, match="16-byte keys"):
+        DlmsConfig(authentication="hls-gmac", authentication_key=b"short")
+
+
+def test_config_keeps_secrets_out_of_its_repr() -> None:
+    text = repr(DlmsConfig(**{**HLS, "password": "pw-123"}))
+    assert "pw-123" not in text
+    assert GREEN_BOOK_AUTHENTICATION_KEY.hex() not in text
+    assert repr(GREEN_BOOK_AUTHENTICATION_KEY) not in text
 
 
 def test_config_refuses_unmapped_obis() -> None:
