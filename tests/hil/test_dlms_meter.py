@@ -23,6 +23,10 @@ from dlms_cosem.cosem.capture_object import CaptureObject
 from dlms_cosem.cosem.selective_access import RangeDescriptor
 from dlms_cosem.parsers import ProfileGenericBufferParser
 from dlms_cosem.time import datetime_from_bytes
+from gurux_dlms import GXByteBuffer, GXDLMSConfirmedServiceError, GXReplyData
+from gurux_dlms.enums import Authentication, InterfaceType
+from gurux_dlms.objects import GXDLMSRegister
+from gurux_dlms.secure import GXDLMSSecureClient
 
 from hil.dlms_meter import (
     CLOCK_OBIS,
@@ -268,3 +272,48 @@ def test_entry_point_serves_until_sigterm() -> None:
         _, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 0, stderr.decode()
     assert f"on 127.0.0.1:{port}" in stderr.decode()
+
+
+class _RawGuruxClient:
+    """gurux's client driven by hand, to send requests out of the normal order."""
+
+    def __init__(self, meter: DlmsMeterSimulator, *, hdlc: bool) -> None:
+        self.client = GXDLMSSecureClient(
+            True,
+            1,
+            1,
+            Authentication.HIGH_GMAC,
+            None,
+            InterfaceType.HDLC if hdlc else InterfaceType.WRAPPER,
+        )
+        self.client.ciphering.systemTitle = bytearray(b"RTU00001")
+        self.sock = socket.create_connection(("127.0.0.1", meter.port), timeout=5)
+
+    def request(self, frames: Any) -> Any:
+        reply = GXReplyData()
+        for frame in frames if isinstance(frames, list) else [frames]:
+            self.sock.sendall(bytes(frame))
+            received = GXByteBuffer()
+            while not self.client.getData(received, reply, GXReplyData()):
+                received.set(self.sock.recv(4096))
+        return reply
+
+
+@pytest.mark.parametrize("hdlc", [False, True], ids=["wrapper", "hdlc"])
+def test_no_get_before_the_hls_association_is_established(hdlc: bool) -> None:
+    with DlmsMeterSimulator(hdlc=hdlc) as meter:
+        _get_refused_until_hls_completes(_RawGuruxClient(meter, hdlc=hdlc), hdlc=hdlc)
+
+
+def _get_refused_until_hls_completes(raw: _RawGuruxClient, *, hdlc: bool) -> None:
+    voltage = GXDLMSRegister("1.0.32.7.0.255")
+    with raw.sock:
+        if hdlc:
+            raw.client.parseUAResponse(raw.request(raw.client.snrmRequest()).data)
+        raw.client.parseAareResponse(raw.request(raw.client.aarqRequest()).data)
+        assert raw.client.isAuthenticationRequired  # AARE: accepted, HLS pending
+        with pytest.raises(GXDLMSConfirmedServiceError):
+            raw.request(raw.client.read(voltage, 2))
+        reply = raw.request(raw.client.getApplicationAssociationRequest())
+        raw.client.parseApplicationAssociationResponse(reply.data)
+        assert raw.request(raw.client.read(voltage, 2)[0]).value == 2301
