@@ -10,13 +10,26 @@ connection) that shares the object model. Bytes read from the socket are fed
 to `handleRequest`, which reassembles frames (IEC 62056-47 wrapper or HDLC)
 and hands back the reply frame.
 
+With `serial=True` a pseudo-terminal replaces the socket: HDLC as on an
+RS-485 or optical port, one client at a time.
+
+Associations: the public client (16) without authentication, any other with
+the low-level password, or HLS-GMAC (mechanism 5) with the Green Book keys by
+default. xDLMS APDUs are never ciphered.
+
 Tests drive the meter from the outside: `set_value` changes a register,
 `set_clock` pins the meter's time, `advance_profile` captures the next load
 profile period, `stop` closes the listener and every open connection (a power
 cut, as far as a client can tell) and `start` brings it back on the same port.
 
 gurux-dlms's server classes do not work as shipped; every repair below is
-marked "gurux repair" and says why.
+marked "gurux repair" and says why. In order of appearance: register
+scaler encoding, clock refresh (onPreRead never called), profile range/entry
+selection, GXServerReply accessors, association object list, the
+maxReceivePDUSize setter, the UA to SNRM and DISC, the RLRE length, command
+error logging, GETs before an established association, the AARE for HLS,
+ACTION reply_to_HLS_authentication, and the missing onPostRead/notifyRead/
+notifyConnected/setTransaction/getTransaction callbacks.
 """
 
 # gurux calls back into its subclasses by camelCase names (getValue, onPreRead, ...):
@@ -223,14 +236,26 @@ class _LoadProfile(GXDLMSProfileGeneric):  # type: ignore[misc]
     column selection returns `[captureObjects]` (a list holding the list)
     when no columns are given. We filter rows ourselves (IEC 62056-6-2 §5.2.2,
     range_descriptor: from_value and to_value both inclusive, compared on the
-    restricting object, the clock) and encode the selected rows with all
-    columns.
+    restricting object, the clock; an empty selected_values means every
+    column) and encode them.
     """
 
     def __init__(self) -> None:
         super().__init__(PROFILE_OBIS)
         self.capturePeriod = int(PROFILE_PERIOD.total_seconds())
+        self.profileEntries = 35040  # one year of quarter-hours
         self.rows: list[tuple[datetime, int, int]] = []
+
+    def _columns(self, selected: Any) -> list[int]:
+        """Indexes of the selected capture objects; all of them when none are named."""
+        if not selected:
+            return list(range(len(self.captureObjects)))
+        wanted = [(int(c[0]), _GXCommon.toLogicalName(c[1]), int(c[2])) for c in selected]
+        have = [
+            (int(obj.objectType), obj.logicalName, col.attributeIndex)
+            for obj, col in self.captureObjects
+        ]
+        return [have.index(w) for w in wanted if w in have]
 
     def getValue(self, settings: Any, e: Any) -> Any:
         if e.index == 7:
@@ -238,10 +263,12 @@ class _LoadProfile(GXDLMSProfileGeneric):  # type: ignore[misc]
         if e.index != 2:
             return super().getValue(settings, e)
         rows = self.rows
+        columns = self._columns(None)
         if e.selector == 1 and e.parameters is not None:
             start = _to_datetime(settings, e.parameters[1])
             end = _to_datetime(settings, e.parameters[2])
             rows = [r for r in rows if start <= r[0] <= end]
+            columns = self._columns(e.parameters[3] if len(e.parameters) > 3 else None)
         elif e.selector == 2 and e.parameters is not None:
             first = max(int(e.parameters[0]), 1)
             last = int(e.parameters[1]) or len(rows)
@@ -250,11 +277,15 @@ class _LoadProfile(GXDLMSProfileGeneric):  # type: ignore[misc]
         data.setUInt8(DataType.ARRAY)
         _GXCommon.setObjectCount(len(rows), data)
         for when, imported, exported in rows:
+            cells = [
+                (DataType.OCTET_STRING, _gx_time(when)),
+                (DataType.UINT32, imported),
+                (DataType.UINT32, exported),
+            ]
             data.setUInt8(DataType.STRUCTURE)
-            _GXCommon.setObjectCount(3, data)
-            _GXCommon.setData(settings, data, DataType.OCTET_STRING, _gx_time(when))
-            _GXCommon.setData(settings, data, DataType.UINT32, imported)
-            _GXCommon.setData(settings, data, DataType.UINT32, exported)
+            _GXCommon.setObjectCount(len(columns), data)
+            for index in columns:
+                _GXCommon.setData(settings, data, *cells[index])
         return data.array()
 
 

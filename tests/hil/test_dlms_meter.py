@@ -25,7 +25,7 @@ from dlms_cosem.parsers import ProfileGenericBufferParser
 from dlms_cosem.time import datetime_from_bytes
 from gurux_dlms import GXByteBuffer, GXDLMSConfirmedServiceError, GXReplyData
 from gurux_dlms.enums import Authentication, InterfaceType
-from gurux_dlms.objects import GXDLMSRegister
+from gurux_dlms.objects import GXDLMSProfileGeneric, GXDLMSRegister
 from gurux_dlms.secure import GXDLMSSecureClient
 
 from hil.dlms_meter import (
@@ -277,13 +277,20 @@ def test_entry_point_serves_until_sigterm() -> None:
 class _RawGuruxClient:
     """gurux's client driven by hand, to send requests out of the normal order."""
 
-    def __init__(self, meter: DlmsMeterSimulator, *, hdlc: bool) -> None:
+    def __init__(
+        self,
+        meter: DlmsMeterSimulator,
+        *,
+        hdlc: bool = False,
+        authentication: int = Authentication.HIGH_GMAC,
+        password: str | None = None,
+    ) -> None:
         self.client = GXDLMSSecureClient(
             True,
             1,
             1,
-            Authentication.HIGH_GMAC,
-            None,
+            authentication,
+            password,
             InterfaceType.HDLC if hdlc else InterfaceType.WRAPPER,
         )
         self.client.ciphering.systemTitle = bytearray(b"RTU00001")
@@ -317,3 +324,23 @@ def _get_refused_until_hls_completes(raw: _RawGuruxClient, *, hdlc: bool) -> Non
         reply = raw.request(raw.client.getApplicationAssociationRequest())
         raw.client.parseApplicationAssociationResponse(reply.data)
         assert raw.request(raw.client.read(voltage, 2)[0]).value == 2301
+
+
+def test_profile_range_read_of_selected_columns(meter: DlmsMeterSimulator) -> None:
+    raw = _RawGuruxClient(meter, authentication=Authentication.LOW, password=PASSWORD)
+    profile = GXDLMSProfileGeneric(PROFILE_OBIS)
+    start, end = PROFILE_START, PROFILE_START + timedelta(minutes=30)
+    with raw.sock:
+        raw.client.parseAareResponse(raw.request(raw.client.aarqRequest()).data)
+        raw.client.updateValue(profile, 3, raw.request(raw.client.read(profile, 3)[0]).value)
+        clock, imported, _ = profile.captureObjects
+        frames = raw.client.readRowsByRange(profile, start, end, [clock, imported])
+        rows = raw.request(frames).value
+    expected = [(when, imp) for when, imp, _ in meter.profile_rows if start <= when <= end]
+    assert {len(r) for r in rows} == {2}  # only the two columns asked for
+    assert [(_gx_to_datetime(r[0]), Decimal(r[1]) * 10) for r in rows] == expected
+
+
+def _gx_to_datetime(raw: bytes) -> datetime:
+    when, _ = datetime_from_bytes(bytes(raw))
+    return when.replace(tzinfo=when.tzinfo or UTC)
