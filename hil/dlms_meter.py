@@ -85,6 +85,7 @@ from gurux_dlms.internal._GXDataInfo import _GXDataInfo
 from gurux_dlms.objects import (
     GXDLMSAssociationLogicalName,
     GXDLMSClock,
+    GXDLMSData,
     GXDLMSObject,
     GXDLMSProfileGeneric,
     GXDLMSRegister,
@@ -96,6 +97,7 @@ __all__ = [
     "ENERGY_EXPORT_OBIS",
     "ENERGY_IMPORT_OBIS",
     "PROFILE_OBIS",
+    "PROFILE_STATUS_OBIS",
     "REGISTERS",
     "DlmsMeterSimulator",
     "RegisterSpec",
@@ -106,6 +108,7 @@ _log = logging.getLogger(__name__)
 
 CLOCK_OBIS = "0.0.1.0.0.255"
 PROFILE_OBIS = "1.0.99.1.0.255"
+PROFILE_STATUS_OBIS = "0.0.96.10.1.255"  # AMR profile status
 ENERGY_IMPORT_OBIS = "1.0.1.8.0.255"
 ENERGY_EXPORT_OBIS = "1.0.2.8.0.255"
 PROFILE_PERIOD = timedelta(minutes=15)
@@ -279,6 +282,7 @@ class _LoadProfile(GXDLMSProfileGeneric):  # type: ignore[misc]
         for when, imported, exported in rows:
             cells = [
                 (DataType.OCTET_STRING, _gx_time(when)),
+                (DataType.UINT8, 0),  # profile status: no flags (IDIS AMR status bits)
                 (DataType.UINT32, imported),
                 (DataType.UINT32, exported),
             ]
@@ -692,7 +696,13 @@ class DlmsMeterSimulator:
         self._registers = {spec.obis: _Register(spec) for spec in REGISTERS}
         self._clock = _Clock(self.now)
         self._profile = _LoadProfile()
+        # Clock, status, energy: the IDIS / DSMR load profile layout; the status
+        # column is there so clients learn to skip what they do not map.
+        self._status = GXDLMSData(PROFILE_STATUS_OBIS)
+        self._status.value = 0
+        self._status.setDataType(2, DataType.UINT8)
         self._profile.addCaptureObject(self._clock, 2, 0)
+        self._profile.addCaptureObject(self._status, 2, 0)
         self._profile.addCaptureObject(self._registers[ENERGY_IMPORT_OBIS], 2, 0)
         self._profile.addCaptureObject(self._registers[ENERGY_EXPORT_OBIS], 2, 0)
         self._fill_history(profile_start, profile_periods)
@@ -708,7 +718,7 @@ class DlmsMeterSimulator:
 
     @property
     def objects(self) -> Sequence[GXDLMSObject]:
-        return [self._clock, *self._registers.values(), self._profile]
+        return [self._clock, self._status, *self._registers.values(), self._profile]
 
     def now(self) -> datetime:
         """The meter's time: pinned by `set_clock`, else the injected clock."""

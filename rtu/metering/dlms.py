@@ -358,7 +358,7 @@ class _Session:
         # Per association: OBIS → (scaler, unit code). A meter may be
         # reparametrised between associations, never during one.
         self._scaler_unit: dict[str, tuple[int, int]] = {}
-        self._profile: tuple[Any, list[str]] | None = None
+        self._profile: tuple[Any, list[tuple[int, str]]] | None = None
         try:
             self._associate()
         except BaseException:
@@ -462,15 +462,20 @@ class _Session:
         for row in rows:
             when = decode_cosem_datetime(bytes(row[0]))
             samples = []
-            for obis, raw in zip(columns, row[1:], strict=True):
+            for position, obis in columns:
+                raw = row[position]
                 scaler, unit = self.scaler_unit(obis)
                 value = scale(int(raw), scaler)
                 samples.append(Sample(MEASURANDS[obis].name, value, os3p_unit(obis, unit), when))
             result.append(ProfileRow(when, tuple(samples)))
         return result
 
-    def _load_profile(self) -> tuple[Any, list[str]]:
-        """The profile object with its capture objects, read once per association."""
+    def _load_profile(self) -> tuple[Any, list[tuple[int, str]]]:
+        """The profile object and its mapped columns (position, OBIS), once per association.
+
+        Columns other than mapped registers (a status word, a tariff register)
+        are skipped: the history only takes what has an OS³P measurand.
+        """
         if self._profile is None:
             from gurux_dlms.objects import GXDLMSProfileGeneric
 
@@ -480,10 +485,11 @@ class _Session:
             captured = [(o.objectType, o.logicalName) for o, _ in profile.captureObjects]
             if not captured or captured[0] != (8, CLOCK_OBIS):
                 raise DlmsDataError(f"{obis}: first capture object is not the clock")
-            columns = [ln for _, ln in captured[1:]]
-            for class_id, ln in captured[1:]:
-                if class_id != 3 or ln not in MEASURANDS:
-                    raise DlmsDataError(f"{obis}: column {ln} is not a mapped register")
+            columns = [
+                (position, ln)
+                for position, (class_id, ln) in enumerate(captured)
+                if class_id == 3 and ln in MEASURANDS
+            ]
             self._profile = (profile, columns)
         return self._profile
 

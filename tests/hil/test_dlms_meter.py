@@ -33,6 +33,7 @@ from hil.dlms_meter import (
     ENERGY_EXPORT_OBIS,
     ENERGY_IMPORT_OBIS,
     PROFILE_OBIS,
+    PROFILE_STATUS_OBIS,
     REGISTERS,
     DlmsMeterSimulator,
 )
@@ -186,8 +187,13 @@ def test_profile_range_read_returns_exactly_the_rows_in_range(
     )
     with _client(meter).session() as client:
         raw = client.get(buffer, access_descriptor=RangeDescriptor(clock_column, start, end))
+    status = cosem.CosemAttribute(
+        interface=enumerations.CosemInterface.DATA,
+        instance=cosem.Obis.from_string(PROFILE_STATUS_OBIS),
+        attribute=2,
+    )
     parser = ProfileGenericBufferParser(
-        capture_objects=[clock_column.cosem_attribute]
+        capture_objects=[clock_column.cosem_attribute, status]
         + [c.cosem_attribute for c in energy_columns],
         capture_period=15,
     )
@@ -196,9 +202,10 @@ def test_profile_range_read_returns_exactly_the_rows_in_range(
     assert len(expected) == 13  # 02:00 .. 05:00 inclusive, every 15 minutes
     got = [
         (when.replace(tzinfo=when.tzinfo or UTC), Decimal(imp) * 10, Decimal(exp) * 10)
-        for when, imp, exp in rows
+        for when, _status, imp, exp in rows
     ]
     assert got == expected
+    assert {row[1] for row in rows} == {0}
 
 
 def test_advance_profile_appends_a_period_and_moves_the_energy_register(
@@ -333,7 +340,7 @@ def test_profile_range_read_of_selected_columns(meter: DlmsMeterSimulator) -> No
     with raw.sock:
         raw.client.parseAareResponse(raw.request(raw.client.aarqRequest()).data)
         raw.client.updateValue(profile, 3, raw.request(raw.client.read(profile, 3)[0]).value)
-        clock, imported, _ = profile.captureObjects
+        clock, _, imported, _ = profile.captureObjects
         frames = raw.client.readRowsByRange(profile, start, end, [clock, imported])
         rows = raw.request(frames).value
     expected = [(when, imp) for when, imp, _ in meter.profile_rows if start <= when <= end]
