@@ -2,7 +2,10 @@
 
 Target: median ≤ 50 ms per poll. The association is opened once (as in the
 daemon, which keeps it between polls); the first poll, which also reads every
-register's scaler/unit, is reported separately.
+register's scaler/unit, is reported separately. The simulated meter runs in
+its own process (`python -m hil.dlms_meter`), as a meter is its own device:
+in-process it would compete with the client for the GIL and the figure would
+measure that contention.
 
     .venv/bin/python bench/dlms.py [--polls 50] [--hdlc]
 """
@@ -11,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import statistics
+import subprocess
+import sys
 import time
 
-from hil.dlms_meter import DlmsMeterSimulator
 from rtu.metering.dlms import DEFAULT_REGISTERS, DlmsConfig, DlmsMeter
 
 TARGET_MS = 50.0
@@ -44,14 +49,36 @@ async def bench(port: int, transport: str, polls: int) -> tuple[float, list[floa
     return first, times
 
 
+def _wait_until_listening(port: int, meter: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            if meter.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the simulated meter did not start") from None
+            time.sleep(0.01)
+        else:
+            return
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--polls", type=int, default=50)
     parser.add_argument("--hdlc", action="store_true")
     args = parser.parse_args()
     transport = "hdlc" if args.hdlc else "wrapper"
-    with DlmsMeterSimulator(hdlc=args.hdlc) as sim:
-        first, times = asyncio.run(bench(sim.port, transport, args.polls))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "hil.dlms_meter", "--port", str(port)]
+    meter = subprocess.Popen([*command, "--hdlc"] if args.hdlc else command)
+    try:
+        _wait_until_listening(port, meter)
+        first, times = asyncio.run(bench(port, transport, args.polls))
+    finally:
+        meter.terminate()
+        meter.wait(timeout=10)
     times.sort()
     median = statistics.median(times)
     p95 = times[min(len(times) - 1, round(0.95 * len(times)) - 1)]
