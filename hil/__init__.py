@@ -1,0 +1,1 @@
+"""Simulators speaking the field devices' real wire protocols, and the rig running them."""
