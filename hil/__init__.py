@@ -1,1 +1,1 @@
-"""Simulators speaking the field devices' real wire protocols, and the rig running them."""
+"""Hardware-in-the-loop rig: simulators of the field devices and the runner that wires them up."""
