@@ -42,6 +42,7 @@ __all__ = [
     "VERSIONS",
     "MeterState",
     "P1Meter",
+    "Written",
     "crc16_arc",
     "dsmr_timestamp",
     "initial_state",

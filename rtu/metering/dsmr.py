@@ -224,7 +224,11 @@ class TelegramDecoder:
             present = [line for line in lines if line is not None]
             if len(present) < len(lines):
                 if quantity.required:
-                    missing = [c for c, line in zip(quantity.obis, lines, strict=True) if not line]
+                    missing = [
+                        code
+                        for code, line in zip(quantity.obis, lines, strict=True)
+                        if line is None
+                    ]
                     return Rejected("parse", f"telegram lacks {', '.join(missing)}")
                 continue
             for code, line in zip(quantity.obis, present, strict=True):

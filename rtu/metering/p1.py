@@ -29,7 +29,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Literal, Protocol
@@ -167,15 +167,21 @@ class _Reader(threading.Thread):
                 # One byte blocks until the line speaks; then take what has come.
                 data = self._port.read(max(1, self._port.in_waiting))
                 for item in self._decoder.feed(data):
-                    self._deliver(self._stamp(item) if isinstance(item, Reading) else item)
+                    self._hand_over(self._stamp(item) if isinstance(item, Reading) else item)
         except (serial.SerialException, OSError) as exc:
             if not self._stopping:
-                self._deliver(_LineLost(f"line lost: {exc}"))
-        except RuntimeError:
-            pass  # the event loop closed under us: nobody is listening any more
+                self._hand_over(_LineLost(f"line lost: {exc}"))
         except Exception as exc:
+            # A bug of ours (the decoder never raises on peer input): log it,
+            # and let read() report the port as failed instead of going silent.
             logger.exception("P1 reader on %s failed", self._port.port)
-            self._deliver(_LineLost(f"reader failed: {exc!r}"))
+            self._hand_over(_LineLost(f"reader failed: {exc!r}"))
+
+    def _hand_over(self, outcome: _Outcome) -> None:
+        try:
+            self._deliver(outcome)
+        except RuntimeError:  # the event loop is closed: nobody listens any more
+            self._stopping = True
 
     def _stamp(self, reading: Reading) -> P1Telegram:
         samples = tuple(reading.samples(self._clock.now()))
@@ -249,7 +255,7 @@ class P1Port:
                     age = max(age, self._settings.freshness)
             raise SourceError(self.name, f"no telegram for {age:.1f} s")
 
-    async def telegrams(self) -> AsyncIterator[P1Telegram]:
+    async def telegrams(self) -> AsyncGenerator[P1Telegram, None]:
         """Every good telegram from now on; ends when the port is closed."""
         await self._open()
         queue: asyncio.Queue[P1Telegram | SourceError | None] = asyncio.Queue(_SUBSCRIBER_BACKLOG)
