@@ -236,6 +236,8 @@ class P1Port:
     async def read(self) -> Sequence[Sample]:
         link = await self._open()
         while True:
+            if self._link is not link:
+                raise SourceError(self.name, "port closed while reading")
             if self._failure is not None:
                 failure = self._failure
                 await self.close()
@@ -277,10 +279,13 @@ class P1Port:
         self._failure = None
         if link is None:
             return
-        link.reader.stop()
-        await asyncio.to_thread(link.reader.join)
-        link.port.close()
+        link.changed.set()  # a read() waiting for a first telegram gives up
         self._publish(None)  # ends the `telegrams()` iterators
+        link.reader.stop()
+        try:
+            await asyncio.to_thread(link.reader.join)
+        finally:
+            link.port.close()
 
     # -- the loop side -----------------------------------------------------
 

@@ -340,3 +340,20 @@ def test_telegrams_end_when_the_port_is_closed() -> None:
         assert received[0].received <= received[1].received
 
     run(scenario())
+
+
+def test_close_ends_a_read_waiting_for_the_first_telegram() -> None:
+    async def scenario() -> None:
+        meter = P1Meter("5")  # silent
+        try:
+            port = P1Port(P1Settings(meter.device, max_age=DEADLINE))
+            waiting = asyncio.create_task(port.read())
+            await port.open()  # read() queues on the opening lock meanwhile
+            await asyncio.sleep(0)  # one loop turn: read() takes the open port, starts waiting
+            await port.close()
+            with pytest.raises(SourceError, match="port closed while reading"):
+                await waiting
+        finally:
+            meter.stop()
+
+    run(scenario())
