@@ -54,8 +54,8 @@ __all__ = [
 # test/example_telegrams.py, MIT licence), one line per item, without CRLF.
 # Two deliberate differences from that file:
 # - the identification line of the ISk5 meters carries a literal backslash
-#   ("/ISk5\2MT382-1000", IEC 62056-21 §6.3.2); in the upstream Python source
-#   "\2" is an octal escape that turned it into the byte 0x02;
+#   ("/ISk5\2MT382-1000": an IEC 62056-21 identification); in the upstream
+#   Python source "\2" is an octal escape that turned it into the byte 0x02;
 # - the DSMR 5 CRC is therefore 6EEE; upstream's 87B3 covers the 0x02 byte.
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "2.2": (
@@ -181,7 +181,7 @@ Phases = tuple[Decimal, Decimal, Decimal]
 
 
 def crc16_arc(data: bytes) -> int:
-    """CRC16 of a DSMR telegram (DSMR 5.0.2 §6.12: polynomial x^16+x^15+x^2+1, LSB first).
+    """CRC16 of a DSMR telegram, '/' to '!' (P1 companion standard: x^16+x^15+x^2+1, LSB first).
 
     Written independently of dsmr-parser's checker so the simulator tests it.
     """
@@ -194,7 +194,7 @@ def crc16_arc(data: bytes) -> int:
 
 
 def dsmr_timestamp(moment: datetime) -> str:
-    """`YYMMDDhhmmssX` in Dutch local time, X = S(ummer) or W(inter) (DSMR 5.0.2 §6.4)."""
+    """`YYMMDDhhmmssX` in Dutch local time, X = S(ummer) or W(inter): a DSMR timestamp."""
     local = moment.astimezone(_DUTCH_TIME)
     return local.strftime("%y%m%d%H%M%S") + ("S" if local.dst() else "W")
 

@@ -196,7 +196,7 @@ class TelegramDecoder:
 
     def decode(self, telegram: str) -> Decoded:
         """One whole telegram, from '/' to the end of its '!' line."""
-        if not telegram.isascii():  # IEC 62056-21 §6.3: telegrams are 7-bit ISO 646
+        if not telegram.isascii():  # IEC 62056-21 telegrams are 7-bit ISO 646 text
             return Rejected("parse", "non-ASCII character in telegram")
         try:
             parsed = self._parser.parse(telegram, throw_ex=True)
