@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hil.p1_meter import TEMPLATES, crc16_arc, initial_state, render_telegram
@@ -43,8 +44,7 @@ def test_a_telegram_split_over_many_reads_decodes_once() -> None:
 
 def test_two_telegrams_in_one_read_decode_in_order() -> None:
     first = render_telegram("4", initial_state("4"), WHEN).encode()
-    later = initial_state("4")
-    later = type(later)(later.energy, later.tariff, Decimal("3.333"), later.power, later.current)
+    later = dataclasses.replace(initial_state("4"), total=Decimal("3.333"))
     second = render_telegram("4", later, WHEN).encode()
     decoded = TelegramDecoder(DsmrVersion.V4).feed(first + second)
     powers = [
@@ -140,6 +140,8 @@ def test_reading_samples_use_meter_time_or_the_receive_time() -> None:
     assert {s.location for s in v22.samples(WHEN)} == {"P1Meter"}
 
 
+# No per-example deadline: on a loaded CI machine timing is noise; speed is bench/p1.py's job.
+@settings(deadline=None)
 @given(st.binary(max_size=3000), st.sampled_from(list(DsmrVersion)))
 def test_arbitrary_bytes_never_raise_only_reject(noise: bytes, version: DsmrVersion) -> None:
     decoder = TelegramDecoder(version, max_pending=2048)
@@ -148,6 +150,7 @@ def test_arbitrary_bytes_never_raise_only_reject(noise: bytes, version: DsmrVers
             assert isinstance(item, Reading | Rejected)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=1000).filter(lambda b: b"/" not in b))
 def test_a_good_telegram_after_noise_is_read(noise: bytes) -> None:
     # Noise without '/' cannot open a telegram; anything else could swallow the
@@ -158,6 +161,7 @@ def test_a_good_telegram_after_noise_is_read(noise: bytes) -> None:
     assert isinstance(decoded[-1], Reading)
 
 
+@settings(deadline=None)
 @given(
     st.lists(
         st.sampled_from(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -170,9 +171,7 @@ def test_a_bad_crc_is_counted_and_skipped_and_the_next_good_one_used() -> None:
     state = initial_state("5")
 
     def telegram(total_kw: str, *, corrupt: bool = False) -> bytes:
-        with_total = type(state)(
-            state.energy, state.tariff, Decimal(total_kw), state.power, state.current
-        )
+        with_total = dataclasses.replace(state, total=Decimal(total_kw))
         return render_telegram("5", with_total, V5_TIME, corrupt_crc=corrupt).encode("ascii")
 
     def total(samples: Sequence[Sample]) -> Decimal:
