@@ -11,9 +11,11 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hil.p1_meter import TEMPLATES, P1Meter, initial_state, render_telegram
-from rtu.metering.dsmr import DsmrVersion
+from rtu.metering.dsmr import DsmrVersion, Rejected, TelegramDecoder
 from rtu.metering.model import MeterSource, Sample, SourceError
 from rtu.metering.p1 import P1Port, P1Settings, P1Telegram, SerialSettings
 
@@ -352,6 +354,30 @@ def test_close_ends_a_read_waiting_for_the_first_telegram() -> None:
             await port.close()
             with pytest.raises(SourceError, match="port closed while reading"):
                 await waiting
+        finally:
+            meter.stop()
+
+    run(scenario())
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=600))
+def test_arbitrary_bytes_on_the_line_are_only_counted(noise: bytes) -> None:
+    good = ("\r\n".join(TEMPLATES["5"]) + "\r\n").encode("ascii")
+    rejected = [
+        item for item in TelegramDecoder(DsmrVersion.V5).feed(noise) if isinstance(item, Rejected)
+    ]
+
+    async def scenario() -> None:
+        meter = P1Meter("5")
+        try:
+            async with opened(P1Settings(meter.device, max_age=DEADLINE)) as port:
+                meter.write_raw(noise + good)
+                samples = by_measurand(await port.read())  # the first good telegram
+                assert samples["Power.Active.Import"].value == Decimal("0.244")
+                counters = port.counters
+                assert counters.crc_errors == sum(r.kind == "crc" for r in rejected)
+                assert counters.parse_errors == sum(r.kind == "parse" for r in rejected)
         finally:
             meter.stop()
 
