@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -53,9 +53,6 @@ class Connection(abc.ABC):
     @abc.abstractmethod
     def run(self, sql: str, params: Sequence[object] = ()) -> int:
         """Execute one statement; the number of rows it changed."""
-
-    @abc.abstractmethod
-    def run_many(self, sql: str, params: Iterable[Sequence[object]]) -> int: ...
 
     @abc.abstractmethod
     def lock_schema(self) -> None:
@@ -132,9 +129,6 @@ class SqliteConnection(Connection):
 
     def run(self, sql: str, params: Sequence[object] = ()) -> int:
         return self._conn("run").execute(sql, params).rowcount
-
-    def run_many(self, sql: str, params: Iterable[Sequence[object]]) -> int:
-        return self._conn("run").executemany(sql, params).rowcount
 
     def lock_schema(self) -> None:
         """BEGIN IMMEDIATE already holds the database's write lock."""
@@ -223,11 +217,6 @@ class PostgresConnection(Connection):
     def run(self, sql: str, params: Sequence[object] = ()) -> int:
         with self._live().cursor() as cur:
             cur.execute(sql.replace("?", "%s"), params)
-            return cur.rowcount
-
-    def run_many(self, sql: str, params: Iterable[Sequence[object]]) -> int:
-        with self._live().cursor() as cur:
-            cur.executemany(sql.replace("?", "%s"), params)
             return cur.rowcount
 
     def lock_schema(self) -> None:

@@ -487,3 +487,21 @@ def test_closed_store_refuses(store_url: str) -> None:
 def test_naive_datetime_is_our_bug(store: Store) -> None:
     with pytest.raises(ValueError, match="naive"):
         store.record_heartbeat("st1", received_at=datetime(2026, 1, 1))
+
+
+def test_meter_values_backlog_spanning_several_statements(store: Store) -> None:
+    backlog = [
+        MeterValue(at(i), tuple(SampledValue(f"Voltage.L{p}N", f"{i}.{p}") for p in (1, 2, 3)))
+        for i in range(120)
+    ]
+    assert store.record_meter_values("st1", backlog, received_at=at(200)) == 360
+    assert store.record_meter_values("st1", backlog, received_at=at(201)) == 0
+    samples = store.meter_values("st1", since=T0, until=at(200), measurand="Voltage.L2N")
+    assert [s.value for s in samples] == [f"{i}.2" for i in range(120)]
+
+
+def test_meter_value_repeated_inside_one_message_is_stored_once(store: Store) -> None:
+    twice = [
+        MeterValue(at(0), (SampledValue("Frequency", "50.00"), SampledValue("Frequency", "50.00")))
+    ]
+    assert store.record_meter_values("st1", twice, received_at=at(1)) == 1
