@@ -16,7 +16,7 @@ from __future__ import annotations
 import abc
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -44,7 +44,7 @@ class Connection(abc.ABC):
     ddl_types: ClassVar[dict[str, str]]
 
     @abc.abstractmethod
-    def transaction(self, operation: str, *, write: bool) -> Any:
+    def transaction(self, operation: str, *, write: bool) -> AbstractContextManager[None]:
         """Context manager: commit on success, roll back on error, translate errors."""
 
     @abc.abstractmethod

@@ -178,6 +178,9 @@ class AsyncStore:
     async def get_liveness(self, station_id: str) -> Liveness | None:
         return await self._call(self._store.get_liveness, station_id)
 
+    async def list_liveness(self) -> list[Liveness]:
+        return await self._call(self._store.list_liveness)
+
     # -- station-initiated messages
 
     async def record_boot(

@@ -108,6 +108,7 @@ class Store(Protocol):
     def record_disconnected(self, station_id: str, connection_id: str, *, at: datetime) -> bool: ...
     def mark_all_disconnected(self, *, at: datetime) -> int: ...
     def get_liveness(self, station_id: str) -> Liveness | None: ...
+    def list_liveness(self) -> list[Liveness]: ...
 
     # -- station-initiated messages (OS³P 0.4 §6)
     def record_boot(
@@ -404,16 +405,10 @@ class SqlStore:
                 (self._db.ts(at),),
             )
 
-    def get_liveness(self, station_id: str) -> Liveness | None:
-        with self._db.transaction("get_liveness", write=False):
-            rows = self._db.query(
-                "SELECT last_seen, connection_id, connected_since, disconnected_at"
-                " FROM station_liveness WHERE station_id = ?",
-                (station_id,),
-            )
-        if not rows:
-            return None
-        last_seen, connection_id, since, until = rows[0]
+    _LIVENESS_COLUMNS = "station_id, last_seen, connection_id, connected_since, disconnected_at"
+
+    def _liveness(self, row: Row) -> Liveness:
+        station_id, last_seen, connection_id, since, until = row
         return Liveness(
             station_id=station_id,
             last_seen=self._db.from_opt_ts(last_seen),
@@ -421,6 +416,22 @@ class SqlStore:
             connected_since=self._db.from_opt_ts(since),
             disconnected_at=self._db.from_opt_ts(until),
         )
+
+    def get_liveness(self, station_id: str) -> Liveness | None:
+        with self._db.transaction("get_liveness", write=False):
+            rows = self._db.query(
+                f"SELECT {self._LIVENESS_COLUMNS} FROM station_liveness WHERE station_id = ?",
+                (station_id,),
+            )
+        return self._liveness(rows[0]) if rows else None
+
+    def list_liveness(self) -> list[Liveness]:
+        """Every station that ever sent a message or connected, by station id."""
+        with self._db.transaction("list_liveness", write=False):
+            rows = self._db.query(
+                f"SELECT {self._LIVENESS_COLUMNS} FROM station_liveness ORDER BY station_id"
+            )
+        return [self._liveness(row) for row in rows]
 
     # -- station-initiated messages
 

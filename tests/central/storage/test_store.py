@@ -158,6 +158,12 @@ def test_mark_all_disconnected_at_server_start(store: Store) -> None:
     st1 = store.get_liveness("st1")
     assert st1 is not None
     assert st1.disconnected_at == at(9)
+    everyone = store.list_liveness()
+    assert [(s.station_id, s.connected, s.last_seen) for s in everyone] == [
+        ("st1", False, None),
+        ("st2", False, None),
+        ("st3", False, at(1)),
+    ]
 
 
 # -- boot
