@@ -11,6 +11,11 @@ station analyzer reports every interval). Measured, per backend:
 Durability as in production: SQLite WAL + synchronous=FULL; PostgreSQL with fsync
 on and synchronous_commit on. Without --postgres a throwaway cluster is started
 (central.storage.pgtemp) when the server binaries are installed.
+
+--ceiling adds the same measurements without the disk's flush cost (SQLite on
+/dev/shm, PostgreSQL with fsync off): what the code and the one-thread design
+cost by themselves. On a shared machine the fsync-bound figures vary several-fold
+from run to run; the ceiling figures are the stable ones.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import itertools
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,17 +60,24 @@ def meter_value(index: int) -> MeterValue:
     )
 
 
-def timed(seconds: float, step: Callable[[], int]) -> tuple[int, int, float]:
-    """Run `step` until `seconds` elapsed; (calls, values stored, elapsed)."""
+Result = tuple[int, int, float, float]
+
+
+def timed(seconds: float, step: Callable[[], int]) -> Result:
+    """Run `step` until `seconds` elapsed; (calls, values stored, elapsed, our CPU time).
+
+    The CPU time (this process, all threads) is the stable figure on a loaded
+    machine; PostgreSQL's own CPU is not in it."""
     calls = values = 0
+    cpu = time.process_time()
     start = time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds:
         values += step()
         calls += 1
-    return calls, values, elapsed
+    return calls, values, elapsed, time.process_time() - cpu
 
 
-def bench_sync(store: Store, seconds: float, batch: int, station: str) -> tuple[int, int, float]:
+def bench_sync(store: Store, seconds: float, batch: int, station: str) -> Result:
     counter = itertools.count()
 
     def step() -> int:
@@ -75,27 +87,28 @@ def bench_sync(store: Store, seconds: float, batch: int, station: str) -> tuple[
     return timed(seconds, step)
 
 
-def bench_async(url: str, seconds: float) -> tuple[int, int, float]:
-    async def run() -> tuple[int, int, float]:
+def bench_async(url: str, seconds: float) -> Result:
+    async def run() -> Result:
         async with await AsyncStore.open(url) as store:
             counter = itertools.count()
             calls = values = 0
+            cpu = time.process_time()
             start = time.perf_counter()
             while (elapsed := time.perf_counter() - start) < seconds:
                 values += await store.record_meter_values(
                     "async", [meter_value(next(counter))], received_at=NOW
                 )
                 calls += 1
-            return calls, values, elapsed
+            return calls, values, elapsed, time.process_time() - cpu
 
     return asyncio.run(run())
 
 
-def report(backend: str, mode: str, result: tuple[int, int, float]) -> None:
-    calls, values, elapsed = result
+def report(backend: str, mode: str, result: Result) -> None:
+    calls, values, elapsed, cpu = result
     print(
-        f"{backend:<11} {mode:<34} {calls / elapsed:>9.0f} tx/s  {values / elapsed:>10.0f} values/s"
-        f"  ({calls} tx, {values} values, {elapsed:.1f} s)"
+        f"{backend:<11} {mode:<34} {calls / elapsed:>7.0f} tx/s {values / elapsed:>8.0f} values/s"
+        f"  client CPU {cpu / calls * 1e3:6.2f} ms/tx  ({calls} tx in {elapsed:.1f} s)"
     )
 
 
@@ -111,30 +124,35 @@ def run_backend(backend: str, url: str, seconds: float) -> None:
     report(backend, "1 msg x 10 values / tx, AsyncStore", bench_async(url, seconds))
 
 
-def postgres_urls(stack: ExitStack, given: str | None) -> Iterator[str]:
-    if given is not None:
-        yield given
-        return
+def temporary_postgres(stack: ExitStack, *, fsync: bool) -> str | None:
     if find_postgres_bin() is None:
         print("postgresql  skipped: no server binaries (Debian package postgresql)")
-        return
-    server = TemporaryPostgres(fsync=True)
+        return None
+    server = TemporaryPostgres(fsync=fsync)
     server.start()
     stack.callback(server.stop, mode="immediate")
-    yield server.create_database("bench")
+    return server.create_database("bench")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="per measurement")
     parser.add_argument("--postgres", help="postgresql:// URL of an empty database to use")
+    parser.add_argument("--ceiling", action="store_true", help="also measure without flush cost")
     args = parser.parse_args()
     print(f"sqlite {sqlite3.sqlite_version}; each row = one measurement of {args.seconds} s")
     with ExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         run_backend("sqlite", f"sqlite://{directory / 'central.db'}", args.seconds)
-        for url in postgres_urls(stack, args.postgres):
+        url = args.postgres or temporary_postgres(stack, fsync=True)
+        if url is not None:
             run_backend("postgresql", url, args.seconds)
+        if args.ceiling:
+            shm = Path(stack.enter_context(tempfile.TemporaryDirectory(dir="/dev/shm")))
+            run_backend("sqlite/shm", f"sqlite://{shm / 'central.db'}", args.seconds)
+            url = temporary_postgres(stack, fsync=False)
+            if url is not None:
+                run_backend("pg/nofsync", url, args.seconds)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,10 @@ class Connection(abc.ABC):
         """Execute one statement; the number of rows it changed."""
 
     @abc.abstractmethod
+    def run_many(self, sql: str, params: Sequence[Sequence[object]]) -> int:
+        """Execute one statement per parameter row; the total of rows changed."""
+
+    @abc.abstractmethod
     def lock_schema(self) -> None:
         """Serialise concurrent migrators (called first in the migration transaction)."""
 
@@ -129,6 +133,9 @@ class SqliteConnection(Connection):
 
     def run(self, sql: str, params: Sequence[object] = ()) -> int:
         return self._conn("run").execute(sql, params).rowcount
+
+    def run_many(self, sql: str, params: Sequence[Sequence[object]]) -> int:
+        return self._conn("run_many").executemany(sql, params).rowcount
 
     def lock_schema(self) -> None:
         """BEGIN IMMEDIATE already holds the database's write lock."""
@@ -217,6 +224,11 @@ class PostgresConnection(Connection):
     def run(self, sql: str, params: Sequence[object] = ()) -> int:
         with self._live().cursor() as cur:
             cur.execute(sql.replace("?", "%s"), params)
+            return cur.rowcount
+
+    def run_many(self, sql: str, params: Sequence[Sequence[object]]) -> int:
+        with self._live().cursor() as cur:
+            cur.executemany(sql.replace("?", "%s"), params)
             return cur.rowcount
 
     def lock_schema(self) -> None:
