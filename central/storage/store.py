@@ -573,7 +573,7 @@ class SqlStore:
         rows = [
             (
                 station_id,
-                db.ts(meter_value.timestamp),
+                timestamp,
                 sample.measurand,
                 sample.location,
                 sample.context,
@@ -583,6 +583,7 @@ class SqlStore:
                 received,
             )
             for meter_value in meter_values
+            for timestamp in (db.ts(meter_value.timestamp),)
             for sample in meter_value.sampled_values
         ]
         with db.transaction("record_meter_values", write=True):
