@@ -174,9 +174,9 @@ def open_store(url: str) -> SqlStore:
     """
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
-        path = url[len("sqlite://") :]
-        if not path:
-            raise InvalidURL(url, "no database path after sqlite://")
+        path = url.removeprefix("sqlite://")
+        if path == url or not path:
+            raise InvalidURL(url, "expected sqlite://<path>, e.g. sqlite:///var/lib/central.db")
         return SqlStore(SqliteConnection(path))
     if scheme in ("postgresql", "postgres"):
         return SqlStore(PostgresConnection(url))

@@ -61,7 +61,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     assert (raised.value.found, raised.value.known) == (999, len(MIGRATIONS))
 
 
-@pytest.mark.parametrize("url", ["mysql://x/y", "sqlite://", "central.db"])
+@pytest.mark.parametrize("url", ["mysql://x/y", "sqlite://", "sqlite:central.db", "central.db"])
 def test_invalid_urls(url: str) -> None:
     with pytest.raises(InvalidURL):
         open_store(url)
