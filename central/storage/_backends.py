@@ -14,9 +14,10 @@ order and range predicates work the same on both.
 from __future__ import annotations
 
 import abc
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -79,6 +80,15 @@ class Connection(abc.ABC):
         return None if value is None else self.from_ts(value)
 
 
+def _create_private(path: str) -> None:
+    """Create a new database file readable by its owner only: it holds password
+    hashes. SQLite gives the -wal and -shm files the database file's mode."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class SqliteConnection(Connection):
     """sqlite3 in WAL mode with `synchronous=FULL`: a commit survives power loss.
 
@@ -96,6 +106,7 @@ class SqliteConnection(Connection):
 
     def __init__(self, path: str) -> None:
         try:
+            _create_private(path)
             self._db: sqlite3.Connection | None = sqlite3.connect(path, isolation_level=None)
             try:
                 self._db.execute("PRAGMA journal_mode=WAL")
@@ -104,7 +115,7 @@ class SqliteConnection(Connection):
             except sqlite3.Error:
                 self._db.close()
                 raise
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise BackendError(f"open {path}", str(exc)) from exc
 
     def _conn(self, operation: str) -> sqlite3.Connection:
