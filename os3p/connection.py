@@ -156,7 +156,10 @@ class Connection(Generic[Ctx]):
             self._deadline_changed.clear()
             delay = None if deadline is None else max(0.0, deadline - self._clock())
             try:
-                await asyncio.wait_for(self._deadline_changed.wait(), delay)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a
+                # cancellation that arrives as the inner wait completes.
+                async with asyncio.timeout(delay):
+                    await self._deadline_changed.wait()
             except TimeoutError:
                 for event in self.session.expire(self._clock()):
                     self._on_event(event, None)

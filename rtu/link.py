@@ -323,7 +323,8 @@ class Link:
             period = ONE_DAY if interval <= 0 else min(interval, ONE_DAY)
             self._wake_heartbeat.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wait_any(self._wake_heartbeat, self._boot_now), period)
+                async with asyncio.timeout(period):
+                    await self._wait_any(self._wake_heartbeat, self._boot_now)
             if self._boot_now.is_set():
                 if not await self._boot(connection, fields):
                     return
@@ -361,7 +362,8 @@ class Link:
 
     async def _sleep_or_boot_request(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._boot_now.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._boot_now.wait()
 
     @staticmethod
     async def _wait_any(*events: asyncio.Event) -> None:

@@ -80,7 +80,7 @@ class Reason(enum.StrEnum):
     TOO_MANY_PERIODS = "too-many-periods"
 
 
-class InvalidProfile(ValueError):  # noqa: N818 - the name the handlers and the team use
+class InvalidProfile(ValueError):
     """A SetStreetlightProfile request the station must answer with `Rejected` (§7.10).
 
     This is the *peer's* error: the handler answers, logs `reason` and carries on.
