@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from rtu.outbox import METER_VALUES, FailOutcome, OutboxStore, read_status
-from rtu.outbox.store import encode_payload
+from rtu.outbox.store import MIGRATIONS, encode_payload
+from rtu.storage import open_database
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
@@ -340,4 +341,13 @@ def test_committed_events_survive_sigkill(tmp_path: Path) -> None:
     in_order = [(p["run"], p["n"]) for _, p in sorted(stored.items())]
     assert in_order == sorted(in_order)  # FIFO across all the crashes
     assert len(promised) >= 20
+    store.close()
+
+
+def test_ack_skips_its_own_fsync_but_nothing_else_does(tmp_path: Path) -> None:
+    database = open_database(tmp_path / "o.db", MIGRATIONS, now=lambda: T0)
+    store = OutboxStore(database)
+    seq = store.append(EVENT, {}, T0)
+    assert store.ack(seq)
+    assert database.connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
     store.close()
