@@ -137,6 +137,23 @@ class OutboxStatus:
     dead_letters: int
     evicted_meter_values: int
 
+    def summary(self, now: datetime) -> str:
+        """One line for `rtu status` and STATUS=, e.g. "outbox 3 queued (oldest 2m05s)"."""
+        text = f"outbox {self.depth} queued"
+        if self.oldest is not None:
+            age = max(0, int((now - self.oldest).total_seconds()))
+            hours, rest = divmod(age, 3600)
+            text += (
+                f" (oldest {hours}h{rest // 60:02d}m)"
+                if hours
+                else f" (oldest {rest // 60}m{rest % 60:02d}s)"
+            )
+        if self.dead_letters:
+            text += f", {self.dead_letters} dead letter" + ("s" if self.dead_letters > 1 else "")
+        if self.evicted_meter_values:
+            text += f", {self.evicted_meter_values} MeterValues evicted"
+        return text
+
 
 class FailOutcome(enum.Enum):
     """What `failed` did with the entry."""
