@@ -344,10 +344,12 @@ class OutboxStore:
         not jittered: only a station's own retries follow it, one entry at a time.
         """
         with guarded(self._path), transaction(self._conn):
-            row = self._conn.execute("SELECT attempts FROM outbox WHERE seq = ?", (seq,)).fetchone()
+            row = self._conn.execute(
+                "SELECT attempts, action FROM outbox WHERE seq = ?", (seq,)
+            ).fetchone()
             if row is None:
                 return FailOutcome.UNKNOWN
-            attempts = int(row[0]) + 1
+            attempts, action = int(row[0]) + 1, str(row[1])
             if attempts >= self._dead_letter_after:
                 self._conn.execute(
                     "INSERT INTO dead_letter (seq, action, payload, created, attempts, code,"
@@ -369,16 +371,12 @@ class OutboxStore:
             log.error(
                 "outbox entry %d (%s) refused %d times (%s: %s): moved to the dead letters",
                 seq,
-                self._action_hint(seq),
+                action,
                 attempts,
                 code,
                 description,
             )
         return outcome
-
-    def _action_hint(self, seq: int) -> str:
-        row = self._conn.execute("SELECT action FROM dead_letter WHERE seq = ?", (seq,)).fetchone()
-        return "?" if row is None else str(row[0])
 
     def depth(self) -> int:
         return self._depth
