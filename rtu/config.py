@@ -446,16 +446,16 @@ class Config:
 
 def load_config(path: Path) -> Config:
     """Read and validate `path`; raises ConfigInvalid listing every problem."""
-    problems = Problems(path)
     try:
         with path.open("rb") as stream:
             document = tomllib.load(stream)
     except OSError as exc:
-        problems.add("", f"cannot read: {exc.strerror or exc}")
-        problems.raise_if_any()
+        reason = f"cannot read: {exc.strerror or exc}"
+        raise ConfigInvalid(path, [ConfigError(path, "", reason)]) from exc
     except tomllib.TOMLDecodeError as exc:
-        problems.add("", f"not valid TOML: {exc}")
-        problems.raise_if_any()
+        reason = f"not valid TOML: {exc}"
+        raise ConfigInvalid(path, [ConfigError(path, "", reason)]) from exc
+    problems = Problems(path)
     root = TableReader(document, "", problems, path.parent)
     config = Config(
         file=path,

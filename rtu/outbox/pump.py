@@ -154,7 +154,10 @@ class Outbox:
         self._changed.set()
 
     async def wait_for_change(self, timeout: float | None) -> None:
-        """Wait until `notify`/`emit`, or `timeout` seconds; then re-arm."""
+        """Wait until `notify`/`emit`, or `timeout` seconds; then re-arm.
+
+        For the one pump only: a second waiter would clear wake-ups meant for it.
+        """
         try:
             async with asyncio.timeout(timeout):
                 await self._changed.wait()

@@ -83,6 +83,8 @@ MIGRATIONS = Migrations(
             last_error TEXT
         );
         CREATE INDEX outbox_action_seq ON outbox (action, seq);
+        -- earliest_retry runs after every send: without it, a scan of the backlog.
+        CREATE INDEX outbox_not_before ON outbox (not_before) WHERE not_before IS NOT NULL;
         CREATE TABLE dead_letter (
             seq         INTEGER PRIMARY KEY,
             action      TEXT NOT NULL,
@@ -134,6 +136,23 @@ class OutboxStatus:
     oldest: datetime | None
     dead_letters: int
     evicted_meter_values: int
+
+    def summary(self, now: datetime) -> str:
+        """One line for `rtu status` and STATUS=, e.g. "outbox 3 queued (oldest 2m05s)"."""
+        text = f"outbox {self.depth} queued"
+        if self.oldest is not None:
+            age = max(0, int((now - self.oldest).total_seconds()))
+            hours, rest = divmod(age, 3600)
+            text += (
+                f" (oldest {hours}h{rest // 60:02d}m)"
+                if hours
+                else f" (oldest {rest // 60}m{rest % 60:02d}s)"
+            )
+        if self.dead_letters:
+            text += f", {self.dead_letters} dead letter" + ("s" if self.dead_letters > 1 else "")
+        if self.evicted_meter_values:
+            text += f", {self.evicted_meter_values} MeterValues evicted"
+        return text
 
 
 class FailOutcome(enum.Enum):
@@ -297,9 +316,24 @@ class OutboxStore:
         return None if row[0] is None else _from_ts(row[0])
 
     def ack(self, seq: int) -> bool:
-        """The CALLRESULT arrived: the entry is delivered. False if it was already gone."""
-        with guarded(self._path), transaction(self._conn):
-            deleted = self._conn.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
+        """The CALLRESULT arrived: the entry is delivered. False if it was already gone.
+
+        Committed without its own fsync (synchronous=NORMAL for this one
+        transaction): the next `append` or `failed` fsyncs the WAL, this commit
+        included. A power cut before that loses the ack, never the entry, so the
+        event is sent once more, which at-least-once delivery allows and the
+        central deduplicates. It is what lets a backlog drain faster than the
+        disk can fsync.
+        """
+        with guarded(self._path):
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with transaction(self._conn):
+                    deleted = self._conn.execute(
+                        "DELETE FROM outbox WHERE seq = ?", (seq,)
+                    ).rowcount
+            finally:
+                self._conn.execute("PRAGMA synchronous=FULL")
         self._depth -= deleted
         return deleted == 1
 
@@ -310,10 +344,12 @@ class OutboxStore:
         not jittered: only a station's own retries follow it, one entry at a time.
         """
         with guarded(self._path), transaction(self._conn):
-            row = self._conn.execute("SELECT attempts FROM outbox WHERE seq = ?", (seq,)).fetchone()
+            row = self._conn.execute(
+                "SELECT attempts, action FROM outbox WHERE seq = ?", (seq,)
+            ).fetchone()
             if row is None:
                 return FailOutcome.UNKNOWN
-            attempts = int(row[0]) + 1
+            attempts, action = int(row[0]) + 1, str(row[1])
             if attempts >= self._dead_letter_after:
                 self._conn.execute(
                     "INSERT INTO dead_letter (seq, action, payload, created, attempts, code,"
@@ -335,16 +371,12 @@ class OutboxStore:
             log.error(
                 "outbox entry %d (%s) refused %d times (%s: %s): moved to the dead letters",
                 seq,
-                self._action_hint(seq),
+                action,
                 attempts,
                 code,
                 description,
             )
         return outcome
-
-    def _action_hint(self, seq: int) -> str:
-        row = self._conn.execute("SELECT action FROM dead_letter WHERE seq = ?", (seq,)).fetchone()
-        return "?" if row is None else str(row[0])
 
     def depth(self) -> int:
         return self._depth

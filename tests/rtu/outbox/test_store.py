@@ -19,8 +19,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from rtu.outbox import METER_VALUES, FailOutcome, OutboxStore, read_status
-from rtu.outbox.store import encode_payload
+from rtu.outbox import METER_VALUES, FailOutcome, OutboxStatus, OutboxStore, read_status
+from rtu.outbox.store import MIGRATIONS, encode_payload
+from rtu.storage import open_database
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
@@ -341,3 +342,29 @@ def test_committed_events_survive_sigkill(tmp_path: Path) -> None:
     assert in_order == sorted(in_order)  # FIFO across all the crashes
     assert len(promised) >= 20
     store.close()
+
+
+def test_ack_skips_its_own_fsync_but_nothing_else_does(tmp_path: Path) -> None:
+    database = open_database(tmp_path / "o.db", MIGRATIONS, now=lambda: T0)
+    store = OutboxStore(database)
+    seq = store.append(EVENT, {}, T0)
+    assert store.ack(seq)
+    assert database.connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "line"),
+    [
+        (OutboxStatus(0, None, 0, 0), "outbox 0 queued"),
+        (OutboxStatus(3, at(-125), 0, 0), "outbox 3 queued (oldest 2m05s)"),
+        (OutboxStatus(9, at(-7300), 1, 0), "outbox 9 queued (oldest 2h01m), 1 dead letter"),
+        (
+            OutboxStatus(5, T0, 2, 40),
+            "outbox 5 queued (oldest 0m00s), 2 dead letters, 40 MeterValues evicted",
+        ),
+    ],
+    ids=["empty", "minutes", "hours", "everything"],
+)
+def test_status_summary(status: OutboxStatus, line: str) -> None:
+    assert status.summary(T0) == line

@@ -45,7 +45,9 @@ def read_only(directory: Path) -> Iterator[None]:
     file can be created, renamed or removed inside, exactly like a read-only mount.
     """
     if os.geteuid() == 0:
-        subprocess.run(["chattr", "+i", str(directory)], check=True)
+        made = subprocess.run(["chattr", "+i", str(directory)], capture_output=True, check=False)
+        if made.returncode != 0:  # e.g. overlayfs/tmpfs in a container: no such attribute
+            pytest.skip(f"root cannot make a read-only directory here: {made.stderr!r}")
         try:
             yield
         finally:
