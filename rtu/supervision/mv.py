@@ -134,6 +134,7 @@ class _Group:
     alarm: dict[Contact, bool]  # open alarms -> their test flag
     test_mode: bool = False
     test_pulsed_at: float | None = None
+    tripped_in_test: set[Contact] = dataclasses.field(default_factory=set)
     reset: _ResetJob | None = None
 
     @property
@@ -282,6 +283,7 @@ class MVMachine:
         """TestMVFaultIndicator accepted: every group is in test mode until reset."""
         for g in self._groups.values():
             g.test_mode = True
+            g.tripped_in_test.clear()
 
     def start_reset(self, mono: float) -> None:
         """ResetMVFaultIndicator accepted: a reset job per group, due by `reset_timeout`."""
@@ -340,6 +342,8 @@ class MVMachine:
 
     def _edge(self, g: _Group, contact: Contact, active: bool, at: datetime) -> list[Change]:
         key = g.key(contact)
+        if active and g.test_mode:
+            g.tripped_in_test.add(contact)
         if active and contact not in g.alarm:
             test = g.test_mode and g.reset is None
             g.alarm[contact] = test
@@ -355,8 +359,9 @@ class MVMachine:
         pulsed = g.test_pulsed_at
         if pulsed is not None and mono >= pulsed + self.settings.settle:
             g.test_pulsed_at = None
-            silent = [c.value for c in _LATCHING if c in g.contacts and c not in g.alarm]
-            if silent and g.test_mode:
+            # Judged on what tripped since the pulse: a reset may have cleared it already.
+            silent = [c.value for c in _LATCHING if c in g.contacts and c not in g.tripped_in_test]
+            if silent:
                 info = f"{g.name}: self-test did not trip {' and '.join(silent)}"
                 changes += self._open(g.self_test_key(), wall, info, True)
         job = g.reset

@@ -210,6 +210,22 @@ CASES: dict[str, tuple[list[Step], list[Note]]] = {
         [Read(0, 1, mv1=(True, False, True)), Reset(1.05), Read(1.1, 3, mv1=(True, False, True))],
         [(OC, FAULTED, "MV1", False), (NO, FAULTED, OC_OK, False), (OC, FAULTED, "MV1", False)],
     ),
+    "reset before the self-test verdict: judged on what tripped": (
+        [
+            Test(0),
+            Read(0, 0.5, mv1=(True, True, True), mv2=(True, True)),
+            Reset(0.55),
+            Read(0.6, 3),
+        ],
+        [
+            (OC, FAULTED, "MV1", True),
+            (GF, FAULTED, "MV1", True),
+            (OC, FAULTED, "MV2", True),
+            (NO, FAULTED, OC_OK, True),
+            (NO, FAULTED, GF_OK, True),
+            (NO, OK, OC_OK, True),
+        ],
+    ),
     "self-test that does not trip: indicator error with test": (
         [Test(0), Read(0, 2, mv1=(True, True, True))],
         [
