@@ -156,6 +156,13 @@ class StationAlarms:
         self._raised.discard(key)
         return [Change(False, key, at)]
 
+    def undo(self, change: Change) -> None:
+        """Forget a change that could not be delivered, so the next reading decides again."""
+        if change.raised:
+            self._raised.discard(change.key)
+        else:
+            self._raised.add(change.key)
+
     def _level(
         self, limit: Limit, source: str, value: float, at: datetime, unit: str | None
     ) -> list[Change]:
