@@ -117,6 +117,11 @@ def _bit_read(
     return request
 
 
+def _cancellations() -> int:
+    task = asyncio.current_task()
+    return task.cancelling() if task is not None else 0
+
+
 class ModbusIOModule:
     """`rtu.io.interface.IOModule` over pymodbus.
 
@@ -266,11 +271,20 @@ class ModbusIOModule:
     ) -> ModbusPDU:
         """The one place requests go out and pymodbus errors are translated."""
         client = await self._connected()
+        cancellations = _cancellations()
         try:
             # pymodbus times each answer itself; this outer bound also covers
             # a stalled send, and is wide enough never to race the inner one.
             async with asyncio.timeout(2 * self._endpoint.timeout):
                 response = await request(client)
+                # pymodbus awaits each answer with asyncio.wait_for, which on Python
+                # 3.11 returns the answer and drops a cancellation that arrives in the
+                # same loop turn (CPython gh-86296, fixed in 3.12). Our task was
+                # cancelled all the same: without this, a cancelled poll loop could
+                # read on forever and a shutdown never finish. Counted from the start
+                # of this request, so the OFF a cancelled pulse still writes succeeds.
+                if _cancellations() > cancellations:
+                    raise asyncio.CancelledError
         except (ModbusException, OSError, TimeoutError) as exc:
             self._drop()
             raise IOModuleUnavailable(self._name, f"{what}: {exc}") from exc

@@ -7,6 +7,7 @@ framing over TCP, and RTU on a pseudo-terminal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 
 import pytest
@@ -362,3 +363,26 @@ async def test_refused_pulse_owes_nothing() -> None:
         assert driver.owed_off == frozenset()
         await driver.set_contactor(1, False)  # nothing owed, so nothing refused on the way
     assert [(w.address, w.value) for w in sim.coil_writes] == [(0, False)]
+
+
+@async_test
+async def test_a_cancellation_arriving_with_the_answer_is_not_lost() -> None:
+    # pymodbus's wait_for (Python 3.11) can return the answer and drop a cancellation
+    # of the same loop turn; the request here does exactly that, deterministically.
+    async with rig() as (_, driver):
+
+        async def answered_then_cancelled(client: object) -> object:
+            response = await driver._execute("warm-up", lambda c: c.read_coils(0, count=1))
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            # The cancellation is delivered here and dropped, as wait_for does when
+            # the answer is already in.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0)
+            return response
+
+        read = asyncio.create_task(driver._execute("read", answered_then_cancelled))  # type: ignore[arg-type]
+        with pytest.raises(asyncio.CancelledError):
+            await read
+        assert (await driver.read()).local_switch is False  # the driver is still usable
