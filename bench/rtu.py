@@ -1,0 +1,209 @@
+"""RTU daemon figures: start → READY, idle RSS, idle CPU, backlog drain over a slow link.
+
+    python bench/rtu.py [--idle-seconds 60] [--events 10000] [--rtt-ms 20] [--window 1 32]
+
+Runs the real daemon (`python -m rtu.cli run`) as a subprocess against a
+scripted central (the same one the tests use) on 127.0.0.1:
+
+- start → READY: from exec to the READY=1 datagram on a real notify socket;
+- idle RSS (VmRSS of the process) and idle CPU (utime+stime over the idle
+  window, as % of one core) once connected and Accepted, with nothing to do;
+- backlog: the outbox is pre-filled with N StreetlightStatusNotification events
+  (as a long outage would leave it), the daemon starts behind a proxy adding
+  the round-trip delay, and we time until the central has received all N, for
+  each outbox window given (1 = strict OCPP-J order, one event per round trip).
+Targets (issue "RTU daemon core"): RSS ≤ 45 MB, CPU ≤ 1 %, READY ≤ 1.5 s,
+10,000 events ≤ 20 s with 20 ms RTT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hil.proxy import FaultyProxy
+from rtu.outbox.store import OutboxStore
+from tests.support.central import ScriptedCentral
+
+CONFIG = """\
+[station]
+id = "BENCH001"
+vendor = "OpenGrid"
+model = "RTU-BENCH"
+station_number = "0001"
+serial_number = "SN-BENCH"
+iccid = ""
+imsi = ""
+[central]
+url = "{url}"
+call_timeout = 30
+[data]
+dir = "{data}"
+[site]
+latitude = 51.98
+longitude = 5.91
+timezone = "Europe/Amsterdam"
+[link]
+heartbeat_interval = 3600
+outbox_window = {window}
+outbox_max_entries = 1000000
+reconnect_backoff_base = 0.05
+reconnect_backoff_cap = 0.5
+"""
+
+
+def proc_stat(pid: int) -> tuple[float, int]:
+    """(cpu seconds used, RSS bytes) of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    rss_kb = next(
+        int(line.split()[1])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmRSS:")
+    )
+    return cpu, rss_kb * 1024
+
+
+class Station:
+    def __init__(self, workdir: Path, url: str, window: int) -> None:
+        self.workdir = workdir
+        self.data = workdir / "data"
+        self.config = workdir / "rtu.toml"
+        self.config.write_text(CONFIG.format(url=url, data=self.data, window=window))
+        self.notify_path = workdir / "notify.sock"
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(str(self.notify_path))
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> float:
+        """Start the daemon; returns seconds from exec to READY=1."""
+        loop = asyncio.get_running_loop()
+        env = {**os.environ, "NOTIFY_SOCKET": str(self.notify_path)}
+        started = time.perf_counter()
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "rtu.cli", "run", "--config", str(self.config),
+            "--log-level", "warning", env=env, stderr=(self.workdir / "daemon.log").open("wb"),
+        )  # fmt: skip
+        self.notify.setblocking(False)
+        while True:
+            message = (await loop.sock_recv(self.notify, 4096)).decode()
+            if "READY=1" in message:
+                return time.perf_counter() - started
+
+    async def stop(self) -> None:
+        if self.process and self.process.returncode is None:
+            self.process.terminate()
+            await self.process.wait()
+        self.notify.close()
+
+
+def prefill(data: Path, events: int) -> None:
+    data.mkdir(parents=True, exist_ok=True)
+    base = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
+    store = OutboxStore.open(data / "outbox.db", now=lambda: base, max_entries=10 * events)
+    try:
+        for n in range(events):
+            at = base + timedelta(milliseconds=n)
+            payload = {
+                "contactorId": 1 + n % 4,
+                "status": "On" if n % 2 else "Off",
+                "timestamp": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            }
+            store.append("StreetlightStatusNotification", payload, at)
+    finally:
+        store.close()
+
+
+async def wait_until(condition: object, timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.perf_counter() > deadline:
+            raise TimeoutError
+        await asyncio.sleep(0.01)
+
+
+async def idle_figures(idle_seconds: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        central = ScriptedCentral()
+        url = await central.start()
+        station = Station(Path(tmp), url, window=1)
+        try:
+            ready = await station.start()
+            await wait_until(
+                lambda: central.current is not None and central.count("BootNotification") == 1, 30
+            )
+            await asyncio.sleep(2)  # settle: imports done, first status written
+            assert station.process is not None
+            cpu0, _ = proc_stat(station.process.pid)
+            t0 = time.perf_counter()
+            await asyncio.sleep(idle_seconds)
+            cpu1, rss = proc_stat(station.process.pid)
+            cpu_pct = 100 * (cpu1 - cpu0) / (time.perf_counter() - t0)
+            print(f"start → READY        {ready * 1000:8.0f} ms   (target ≤ 1500 ms)")
+            print(f"idle RSS             {rss / 2**20:8.1f} MB   (target ≤ 45 MB)")
+            print(
+                f"idle CPU over {idle_seconds:.0f} s   {cpu_pct:8.2f} %    (target ≤ 1 % of a core)"
+            )
+        finally:
+            await station.stop()
+            await central.stop()
+
+
+async def backlog_figure(events: int, rtt_ms: float, window: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        central = ScriptedCentral()
+        await central.start()
+        port = int(central.endpoint.split(":")[2].split("/")[0])
+        async with FaultyProxy("127.0.0.1", port) as proxy:
+            proxy.delay = rtt_ms / 2000  # one way
+            station = Station(Path(tmp), f"ws://127.0.0.1:{proxy.port}/OS3P", window=window)
+            prefill(station.data, events)
+            try:
+                await station.start()
+                await wait_until(lambda: central.count("BootNotification") == 1, 30)
+                start = time.perf_counter()
+                await wait_until(
+                    lambda: central.count("StreetlightStatusNotification") >= events, 600
+                )
+                took = time.perf_counter() - start
+                received = central.of("StreetlightStatusNotification")
+                stamps = [datetime.fromisoformat(p["timestamp"]) for p in received]
+                order = "in order" if stamps == sorted(stamps) else "NOT in order"
+                print(
+                    f"backlog {events} events, {rtt_ms:.0f} ms RTT, window {window:>2}: "
+                    f"{took:7.1f} s ({events / took:,.0f}/s, {order})  (target ≤ 20 s)"
+                )
+            finally:
+                await station.stop()
+        await central.stop()
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    await idle_figures(args.idle_seconds)
+    for window in args.window:
+        with contextlib.suppress(TimeoutError):
+            await backlog_figure(args.events, args.rtt_ms, window)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--rtt-ms", type=float, default=20.0)
+    parser.add_argument("--window", type=int, nargs="+", default=[32])
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
