@@ -22,6 +22,7 @@ from rtu.config import Config, ConfigInvalid, load_config
 from rtu.daemon import Daemon, firmware_version
 from rtu.status import format_status
 from rtu.storage.errors import StorageError
+from rtu.subsystems import DeviceConfig, read_device_config
 from rtu.systemd import environ_notifier
 
 __all__ = ["main"]
@@ -39,21 +40,18 @@ def _load(path: Path) -> Config | None:
         return None
 
 
-def _validate_devices(config: Config) -> Config | None:
-    """Device sections are validated by their owners at start (rtu.config docstring)."""
-    from rtu.subsystems import check_device_sections
-
+def _devices(config: Config) -> DeviceConfig | None:
+    """Device sections are validated by their owners, all before anything runs."""
     try:
-        check_device_sections(config)
+        return read_device_config(config)
     except ConfigInvalid as exc:
         print(exc, file=sys.stderr)
         return None
-    return config
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args.file)
-    if config is None or _validate_devices(config) is None:
+    if config is None or _devices(config) is None:
         return EXIT_CONFIG
     print(f"{args.file}: OK (station {config.station.id} → {config.connection_url})")
     return 0
@@ -61,7 +59,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    if config is None or _validate_devices(config) is None:
+    devices = None if config is None else _devices(config)
+    if config is None or devices is None:
         return EXIT_CONFIG
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -70,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else "%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    daemon = Daemon(config, notifier=environ_notifier())
+    daemon = Daemon(config, devices, notifier=environ_notifier())
     try:
         return asyncio.run(daemon.run())
     except StorageError as exc:

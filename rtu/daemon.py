@@ -52,6 +52,7 @@ from rtu.schedule.sun import Polar, SunTime, sunrise, sunset
 from rtu.state.store import PreviousRun, StateStore
 from rtu.status import write_snapshot
 from rtu.storage import DatabaseThread
+from rtu.subsystems import DeviceConfig, Subsystem, build_subsystems, close_all
 from rtu.supervise import Health, supervised
 from rtu.systemd import Notifier, watchdog_loop
 from rtu.triggers import Triggers
@@ -103,8 +104,16 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
 
 
 class Daemon:
-    def __init__(self, config: Config, *, notifier: Notifier, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        devices: DeviceConfig,
+        *,
+        notifier: Notifier,
+        clock: Clock | None = None,
+    ) -> None:
         self.config = config
+        self.devices = devices
         self.notifier = notifier
         self.clock = clock or Clock()
         self.health = Health()
@@ -117,6 +126,7 @@ class Daemon:
         self.outbox: Outbox | None = None
         self.events: EventSink | None = None
         self.keys: ConfigurationKeys | None = None
+        self.subsystems: list[Subsystem] = []
 
     def boot_request(self) -> BootNotificationRequest:
         station = self.config.station
@@ -214,7 +224,10 @@ class Daemon:
         keys.on_change("websocketPingInterval", lambda v: setattr(link, "ping_interval", float(v)))
         self.triggers.on_trigger(MessageTrigger.BOOT_NOTIFICATION, link.trigger_boot)
         self.triggers.on_trigger(MessageTrigger.HEARTBEAT, link.heartbeat_now)
-        self.triggers.provide(MessageTrigger.STATUS_NOTIFICATION, self._station_status)
+        built = build_subsystems(self.devices, clock=self.clock, events=self.events)
+        self.subsystems = built.all
+        for subsystem in self.subsystems:
+            subsystem.register(router, self.triggers)
 
         await self._report_start(previous, state, outbox)
         self.notifier.ready()
@@ -253,6 +266,7 @@ class Daemon:
                 await link.close()
                 for task in [*loops, *self._background]:
                     task.cancel()
+            await close_all(self.subsystems)
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
@@ -321,15 +335,6 @@ class Daemon:
         assert self.outbox is not None
         self.stop_requested.set()
 
-    async def _station_status(self, contactor: int | None) -> list[msgspec.Struct]:
-        return [
-            StatusNotificationRequest(
-                status=StationStatus.OK,
-                error_code=StationErrorCode.NO_ERROR,
-                timestamp=self.clock.now(),
-            )
-        ]
-
     async def _report_start(self, previous: PreviousRun, state: StateStore, outbox: Outbox) -> None:
         assert self.events is not None
         now = self.clock.now()
@@ -376,6 +381,7 @@ class Daemon:
             },
             "clock_offset_s": self.clock.offset.total_seconds(),
             "failing_loops": dict(self.health.failing),
+            **{k: v for subsystem in self.subsystems for k, v in subsystem.snapshot().items()},
         }
 
     async def _status_loop(self) -> None:
