@@ -1,0 +1,173 @@
+"""Versioned schema migrations, shared by SQLite and PostgreSQL.
+
+`MIGRATIONS[i]` has version i + 1. A database records every version applied in
+`schema_version`; `SqlStore` applies the missing ones at open, all in one
+transaction, under a lock (so two processes opening the same database at once
+migrate it once). Released migrations are never edited: a change is a new entry.
+
+Statements may use {id} (an auto-increment primary key), {ts} (a UTC instant)
+and {bool}; each backend substitutes its own types (`_backends.ddl_types`).
+
+Design notes on the tables:
+- No foreign key from the history tables to `station`: removing a station from
+  the registry (revoking its credentials) never deletes what it sent.
+- Each at-least-once event has a UNIQUE key on its identity and is written with
+  INSERT ... ON CONFLICT DO NOTHING, so a re-sent event is stored once.
+- `streetlight_mode.contactor_id` is 0 for "all contactors" (absent on the wire,
+  §6.7 Table 7): a NULL would make the unique key never match (NULLs are distinct).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION_DDL", "Migration"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+SCHEMA_VERSION_DDL = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at {ts} NOT NULL DEFAULT CURRENT_TIMESTAMP
+)"""
+
+_INITIAL = (
+    """
+    CREATE TABLE station (
+        station_id TEXT PRIMARY KEY,
+        password_hash TEXT,
+        cert_identity TEXT,
+        boot_policy TEXT NOT NULL CHECK (boot_policy IN ('Accepted', 'Pending', 'Rejected')),
+        heartbeat_interval INTEGER NOT NULL CHECK (heartbeat_interval > 0),
+        created_at {ts} NOT NULL,
+        enabled {bool} NOT NULL
+    )""",
+    """
+    CREATE TABLE station_liveness (
+        station_id TEXT PRIMARY KEY,
+        last_seen {ts},
+        connection_id TEXT,
+        connected_since {ts},
+        disconnected_at {ts}
+    )""",
+    """
+    CREATE TABLE boot_notification (
+        id {id},
+        station_id TEXT NOT NULL,
+        vendor TEXT NOT NULL,
+        model TEXT NOT NULL,
+        station_number TEXT NOT NULL,
+        serial_number TEXT NOT NULL,
+        firmware_version TEXT NOT NULL,
+        iccid TEXT NOT NULL,
+        imsi TEXT NOT NULL,
+        answered_status TEXT NOT NULL,
+        received_at {ts} NOT NULL
+    )""",
+    "CREATE INDEX boot_notification_by_time ON boot_notification (station_id, received_at)",
+    """
+    CREATE TABLE status_notification (
+        id {id},
+        station_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        error_code TEXT NOT NULL,
+        info TEXT,
+        timestamp {ts},
+        vendor_id TEXT,
+        vendor_error_code TEXT,
+        test {bool},
+        event_key TEXT,
+        occurred_at {ts} NOT NULL,
+        received_at {ts} NOT NULL,
+        UNIQUE (station_id, event_key)
+    )""",
+    "CREATE INDEX status_notification_by_time ON status_notification (station_id, occurred_at)",
+    """
+    CREATE TABLE open_fault (
+        station_id TEXT NOT NULL,
+        error_code TEXT NOT NULL,
+        vendor_id TEXT NOT NULL,
+        vendor_error_code TEXT NOT NULL,
+        info TEXT,
+        raised_at {ts} NOT NULL,
+        last_raised_at {ts} NOT NULL,
+        received_at {ts} NOT NULL,
+        PRIMARY KEY (station_id, error_code, vendor_id, vendor_error_code)
+    )""",
+    """
+    CREATE TABLE streetlight_status (
+        id {id},
+        station_id TEXT NOT NULL,
+        contactor_id INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        timestamp {ts} NOT NULL,
+        unexpected {bool},
+        received_at {ts} NOT NULL,
+        UNIQUE (station_id, contactor_id, timestamp, status)
+    )""",
+    "CREATE INDEX streetlight_status_by_time ON streetlight_status (station_id, timestamp)",
+    """
+    CREATE TABLE streetlight_mode (
+        id {id},
+        station_id TEXT NOT NULL,
+        contactor_id INTEGER NOT NULL,
+        mode TEXT NOT NULL,
+        timestamp {ts} NOT NULL,
+        received_at {ts} NOT NULL,
+        UNIQUE (station_id, contactor_id, timestamp, mode)
+    )""",
+    "CREATE INDEX streetlight_mode_by_time ON streetlight_mode (station_id, timestamp)",
+    """
+    CREATE TABLE meter_value (
+        station_id TEXT NOT NULL,
+        timestamp {ts} NOT NULL,
+        measurand TEXT NOT NULL,
+        location TEXT NOT NULL,
+        context TEXT NOT NULL,
+        value TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        format TEXT NOT NULL,
+        received_at {ts} NOT NULL,
+        PRIMARY KEY (station_id, timestamp, measurand, location, context)
+    )""",
+    "CREATE INDEX meter_value_by_measurand ON meter_value (station_id, measurand, timestamp)",
+    """
+    CREATE TABLE firmware_status (
+        id {id},
+        station_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        request_id TEXT,
+        received_at {ts} NOT NULL
+    )""",
+    "CREATE INDEX firmware_status_by_time ON firmware_status (station_id, received_at)",
+    """
+    CREATE TABLE get_file_status (
+        id {id},
+        station_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        request_id TEXT,
+        received_at {ts} NOT NULL
+    )""",
+    "CREATE INDEX get_file_status_by_time ON get_file_status (station_id, received_at)",
+    """
+    CREATE TABLE uploaded_file (
+        id {id},
+        station_id TEXT NOT NULL,
+        request_id TEXT,
+        file_name TEXT NOT NULL,
+        stored_path TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        sha256 TEXT NOT NULL,
+        uploaded_at {ts} NOT NULL
+    )""",
+    "CREATE INDEX uploaded_file_by_time ON uploaded_file (station_id, uploaded_at)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _INITIAL),)

@@ -1,0 +1,288 @@
+"""`AsyncStore`: the `Store` for the event loop, every call run in ONE dedicated thread.
+
+Why one thread: a sqlite3 connection must stay in the thread that opened it,
+and one thread per store keeps the transactions of a store strictly serial —
+no locking in the store, no interleaving of two messages' transactions.
+
+Throughput ceiling: at most one transaction in flight per store, so the rate is
+1 / (commit latency). SQLite with `synchronous=FULL` pays one fsync of the WAL
+per commit; PostgreSQL pays one round trip per statement plus the WAL flush at
+commit. `bench/central_storage.py` measures both. How to raise it, in order of
+cost: store a whole message per transaction (already the case: MeterValues is
+one transaction, not one per sampled value); on PostgreSQL, open several
+AsyncStores (each its own connection and thread) and shard stations over them,
+or use a psycopg pool behind a multi-thread executor — the Store methods are
+already one transaction each, so they need no other change; commit several
+messages in one transaction (group commit) before answering them all.
+
+Cancellation: cancelling the awaiting task does not stop a call already handed
+to the thread; a write then still commits, and the caller, cancelled, does not
+answer the station, which re-sends: the duplicate is recognised (see `store`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from types import TracebackType
+from typing import ParamSpec, TypeVar
+
+from central.storage.errors import StoreClosed
+from central.storage.model import (
+    BootNotification,
+    BootPolicy,
+    Event,
+    EventKind,
+    FirmwareStatus,
+    GetFileStatus,
+    LightState,
+    Liveness,
+    MeterSample,
+    MeterValue,
+    ModeState,
+    OpenFault,
+    Station,
+    StatusNotification,
+    StreetlightMode,
+    StreetlightStatus,
+    UploadedFile,
+)
+from central.storage.store import DEFAULT_HEARTBEAT_INTERVAL, Store, open_store
+
+__all__ = ["AsyncStore"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class AsyncStore:
+    """Async mirror of `Store`; create with `await AsyncStore.open(url)`."""
+
+    def __init__(self, store: Store, executor: ThreadPoolExecutor) -> None:
+        """Wrap a store opened *in* `executor`'s single thread (use `open`)."""
+        self._store = store
+        self._executor = executor
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str, *, opener: Callable[[str], Store] = open_store) -> AsyncStore:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="central-store")
+        try:
+            store = await asyncio.get_running_loop().run_in_executor(executor, opener, url)
+        except BaseException:
+            executor.shutdown(wait=True)
+            raise
+        return cls(store, executor)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._store.close)
+        finally:
+            # The thread has nothing queued any more: this returns at once.
+            self._executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> AsyncStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._closed:
+            raise StoreClosed(getattr(fn, "__name__", "call"))
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def schema_version(self) -> int:
+        return await self._call(self._store.schema_version)
+
+    # -- station registry
+
+    async def add_station(
+        self,
+        station_id: str,
+        *,
+        created_at: datetime,
+        password: str | None = None,
+        cert_identity: str | None = None,
+        policy: BootPolicy = BootPolicy.ACCEPTED,
+        heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
+        enabled: bool = True,
+    ) -> Station:
+        return await self._call(
+            self._store.add_station,
+            station_id,
+            created_at=created_at,
+            password=password,
+            cert_identity=cert_identity,
+            policy=policy,
+            heartbeat_interval=heartbeat_interval,
+            enabled=enabled,
+        )
+
+    async def remove_station(self, station_id: str) -> None:
+        await self._call(self._store.remove_station, station_id)
+
+    async def get_station(self, station_id: str) -> Station | None:
+        return await self._call(self._store.get_station, station_id)
+
+    async def list_stations(self) -> list[Station]:
+        return await self._call(self._store.list_stations)
+
+    async def set_policy(
+        self, station_id: str, policy: BootPolicy, *, heartbeat_interval: int | None = None
+    ) -> Station:
+        return await self._call(
+            self._store.set_policy, station_id, policy, heartbeat_interval=heartbeat_interval
+        )
+
+    async def set_enabled(self, station_id: str, enabled: bool) -> Station:
+        return await self._call(self._store.set_enabled, station_id, enabled)
+
+    async def set_password(self, station_id: str, password: str | None) -> None:
+        await self._call(self._store.set_password, station_id, password)
+
+    async def set_cert_identity(self, station_id: str, cert_identity: str | None) -> Station:
+        return await self._call(self._store.set_cert_identity, station_id, cert_identity)
+
+    async def verify_password(self, station_id: str, password: str) -> bool:
+        return await self._call(self._store.verify_password, station_id, password)
+
+    # -- liveness and connection state
+
+    async def record_heartbeat(self, station_id: str, *, received_at: datetime) -> None:
+        await self._call(self._store.record_heartbeat, station_id, received_at=received_at)
+
+    async def record_connected(self, station_id: str, connection_id: str, *, at: datetime) -> None:
+        await self._call(self._store.record_connected, station_id, connection_id, at=at)
+
+    async def record_disconnected(
+        self, station_id: str, connection_id: str, *, at: datetime
+    ) -> bool:
+        return await self._call(self._store.record_disconnected, station_id, connection_id, at=at)
+
+    async def mark_all_disconnected(self, *, at: datetime) -> int:
+        return await self._call(self._store.mark_all_disconnected, at=at)
+
+    async def get_liveness(self, station_id: str) -> Liveness | None:
+        return await self._call(self._store.get_liveness, station_id)
+
+    # -- station-initiated messages
+
+    async def record_boot(
+        self,
+        station_id: str,
+        boot: BootNotification,
+        *,
+        answered: BootPolicy,
+        received_at: datetime,
+    ) -> None:
+        await self._call(
+            self._store.record_boot, station_id, boot, answered=answered, received_at=received_at
+        )
+
+    async def record_status(
+        self, station_id: str, notification: StatusNotification, *, received_at: datetime
+    ) -> bool:
+        return await self._call(
+            self._store.record_status, station_id, notification, received_at=received_at
+        )
+
+    async def record_streetlight_status(
+        self, station_id: str, event: StreetlightStatus, *, received_at: datetime
+    ) -> bool:
+        return await self._call(
+            self._store.record_streetlight_status, station_id, event, received_at=received_at
+        )
+
+    async def record_streetlight_mode(
+        self, station_id: str, event: StreetlightMode, *, received_at: datetime
+    ) -> bool:
+        return await self._call(
+            self._store.record_streetlight_mode, station_id, event, received_at=received_at
+        )
+
+    async def record_meter_values(
+        self, station_id: str, meter_values: Sequence[MeterValue], *, received_at: datetime
+    ) -> int:
+        return await self._call(
+            self._store.record_meter_values, station_id, meter_values, received_at=received_at
+        )
+
+    async def record_firmware_status(
+        self, station_id: str, notification: FirmwareStatus, *, received_at: datetime
+    ) -> None:
+        await self._call(
+            self._store.record_firmware_status, station_id, notification, received_at=received_at
+        )
+
+    async def record_get_file_status(
+        self, station_id: str, notification: GetFileStatus, *, received_at: datetime
+    ) -> None:
+        await self._call(
+            self._store.record_get_file_status, station_id, notification, received_at=received_at
+        )
+
+    async def record_uploaded_file(self, upload: UploadedFile) -> None:
+        await self._call(self._store.record_uploaded_file, upload)
+
+    # -- queries
+
+    async def open_faults(self, station_id: str | None = None) -> list[OpenFault]:
+        return await self._call(self._store.open_faults, station_id)
+
+    async def current_lights(self, station_id: str) -> dict[int, LightState]:
+        return await self._call(self._store.current_lights, station_id)
+
+    async def current_modes(self, station_id: str) -> dict[int, ModeState]:
+        return await self._call(self._store.current_modes, station_id)
+
+    async def meter_values(
+        self,
+        station_id: str,
+        *,
+        since: datetime,
+        until: datetime,
+        measurand: str | None = None,
+        limit: int | None = None,
+    ) -> list[MeterSample]:
+        return await self._call(
+            self._store.meter_values,
+            station_id,
+            since=since,
+            until=until,
+            measurand=measurand,
+            limit=limit,
+        )
+
+    async def uploaded_files(
+        self, station_id: str, request_id: str | None = None
+    ) -> list[UploadedFile]:
+        return await self._call(self._store.uploaded_files, station_id, request_id)
+
+    async def last_boot(self, station_id: str) -> BootNotification | None:
+        return await self._call(self._store.last_boot, station_id)
+
+    async def events(
+        self,
+        station_id: str,
+        *,
+        since: datetime,
+        until: datetime,
+        kinds: Collection[EventKind] | None = None,
+        limit: int = 1000,
+    ) -> list[Event]:
+        return await self._call(
+            self._store.events, station_id, since=since, until=until, kinds=kinds, limit=limit
+        )
