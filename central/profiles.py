@@ -6,7 +6,8 @@ Each `on at` starts a period and the next `off at` ends it; one to four periods
 (§7.10.1 Table 17: at most four per day). A time is
 
 - `HH:MM` or `HH:MM:SS`: an `Absolute` local time of the station (Table 18);
-- `sunset` / `sunrise`, optionally with offsets `+10min`, `-1h`, `+1h30min`, `+45s`:
+- `sunset` / `sunrise`, optionally with offsets `+10min`, `-1h`, `+1h30min`, `+45s`
+  (each sign applies to the amounts after it):
   a `Sunset` / `Sunrise` time with `offset` in seconds.
 
 The day runs from 12:00 to 11:59:59 (§7.10), so "on at 05:30" after "off at 23:00"
@@ -37,8 +38,10 @@ __all__ = ["ProfileError", "build_profile_request", "parse_schedule", "parse_tim
 
 _ITEM = re.compile(r"(?P<switch>on|off)\s+at\s+(?P<time>.+)", re.IGNORECASE)
 _CLOCK = re.compile(r"(?P<h>[01]?\d|2[0-3]):(?P<m>[0-5]\d)(?::(?P<s>[0-5]\d))?")
-_SUN = re.compile(r"(?P<kind>sunset|sunrise)(?P<offsets>(?:\s*[+-]\s*\d+\s*(?:h|min|m|s))*)", re.I)
-_OFFSET = re.compile(r"([+-])\s*(\d+)\s*(h|min|m|s)", re.IGNORECASE)
+_AMOUNTS = r"(?:\s*\d+\s*(?:h|min|m|s))+"
+_SUN = re.compile(rf"(?P<kind>sunset|sunrise)(?P<offsets>(?:\s*[+-]{_AMOUNTS})*)", re.IGNORECASE)
+_SIGNED = re.compile(rf"([+-])({_AMOUNTS})", re.IGNORECASE)
+_AMOUNT = re.compile(r"(\d+)\s*(h|min|m|s)", re.IGNORECASE)
 _UNIT_SECONDS = {"h": 3600, "min": 60, "m": 60, "s": 1}
 MAX_PERIODS = 4
 
@@ -54,8 +57,8 @@ def parse_time(text: str) -> TimeSpec:
         return TimeSpec(kind=TimeKind.ABSOLUTE, time=f"{h:02d}:{m:02d}:{s:02d}")
     if sun := _SUN.fullmatch(text):
         offset = 0
-        for sign, amount, unit in _OFFSET.findall(sun["offsets"]):
-            value = int(amount) * _UNIT_SECONDS[unit.lower()]
+        for sign, amounts in _SIGNED.findall(sun["offsets"]):
+            value = sum(int(n) * _UNIT_SECONDS[u.lower()] for n, u in _AMOUNT.findall(amounts))
             offset += value if sign == "+" else -value
         if abs(offset) > 86400:
             raise ProfileError(f"{text!r}: an offset is at most one day")
