@@ -6,6 +6,11 @@ when the answer arrives (DESIGN.md "Delivery guarantees"). A storage failure rai
 the shell answers InternalError, and the station re-sends later; re-sent events are
 recognised by the store and kept once.
 
+A Heartbeat (§6.4) carries nothing to store but the fact that the station is alive:
+it is answered at once and its time written with the next liveness flush (every few
+seconds), so that a thousand stations' heartbeats do not cost a thousand commits. A
+crash loses at most that many seconds of `last_seen`, which the next message restores.
+
 Boot policy (§3.1): only BootNotification is handled before the station is Accepted.
 While Pending, the station may send the one message each accepted TriggerMessage asked
 for (§3.1 "Only exception is when the Central System sends a TriggerMessage"); anything
@@ -70,6 +75,8 @@ class Services:
     store: AsyncStore
     registry: Registry
     wall: Callable[[], datetime]
+    # Heartbeats only move last_seen: noted in memory, written in batches (see server).
+    note_seen: Callable[[str, datetime], None]
 
 
 @dataclasses.dataclass
@@ -142,7 +149,7 @@ async def boot_notification(
 
 async def heartbeat(request: HeartbeatRequest, ctx: StationContext) -> HeartbeatResponse:
     received_at = _admit(ctx, Action.HEARTBEAT)
-    await ctx.services.store.record_heartbeat(ctx.station_id, received_at=received_at)
+    ctx.services.note_seen(ctx.station_id, received_at)
     return HeartbeatResponse(current_time=received_at)
 
 
