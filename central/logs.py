@@ -59,3 +59,6 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # websockets logs each handshake without the station id; ours say the same with it
+    # (event=connected, refused_unknown, refused_credentials, disconnected).
+    logging.getLogger("websockets").setLevel(max(logging.WARNING, root.level))

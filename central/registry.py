@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime
 
+from central.logs import log_event
 from central.storage import AsyncStore, BootPolicy, Station, UnknownStation
 
 __all__ = ["Registry"]
+
+log = logging.getLogger(__name__)
 
 
 class Registry:
@@ -49,7 +53,10 @@ class Registry:
     # -------------------------------------------------------------- StationGate
     def is_known(self, station_id: str) -> bool:
         station = self._stations.get(station_id)
-        return station is not None and station.enabled
+        known = station is not None and station.enabled
+        if not known:
+            log_event(log, logging.INFO, "refused_unknown", station=station_id, http=404)
+        return known
 
     async def check_password(self, station_id: str, password: str | None) -> bool:
         station = self._stations.get(station_id)
@@ -60,6 +67,7 @@ class Registry:
             # certificate (checked after the TLS handshake) or by nothing at all.
             return True
         if password is None:
+            log_event(log, logging.WARNING, "refused_credentials", station=station_id, http=401)
             return False
         digest = hmac.digest(self._key, password.encode(), hashlib.sha256)
         remembered = self._verified.get(station_id)
@@ -68,6 +76,7 @@ class Registry:
         if await self._store.verify_password(station_id, password):
             self._verified[station_id] = digest
             return True
+        log_event(log, logging.WARNING, "refused_credentials", station=station_id, http=401)
         return False
 
     # -------------------------------------------------------------- queries

@@ -288,9 +288,11 @@ class CentralServer:
         """Set the policy to Accepted and, when connected, make the station boot again
         (TriggerMessage BootNotification, §4.1) so that its next boot is Accepted."""
         station = await self.set_policy(station_id, BootPolicy.ACCEPTED, heartbeat_interval)
-        if station_id not in self.links or self.registry.answered(station_id) in (
-            None,
-            BootPolicy.ACCEPTED,
+        # Also when this process has not seen the station boot (answered None): an
+        # extra boot of a station that was Accepted before a restart is harmless.
+        if (
+            station_id not in self.links
+            or self.registry.answered(station_id) is BootPolicy.ACCEPTED
         ):
             return station, None
         response = await self.commander.send_request(

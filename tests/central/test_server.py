@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from central.config import ListenConfig
 from central.server import cert_names
+from central.storage import BackendError
 from tests.central.support import (
     BOOT,
     ScriptedStation,
@@ -168,7 +170,9 @@ def test_rejected_station_is_answered_then_disconnected(tmp_path: Path) -> None:
     run(scenario())
 
 
-def test_unknown_station_404_and_wrong_password_401(tmp_path: Path) -> None:
+def test_unknown_station_404_and_wrong_password_401(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     async def scenario() -> None:
         async with running_central(tmp_path) as (central, api):
             await api.add_station("SUBS005", password="right-password")
@@ -187,7 +191,12 @@ def test_unknown_station_404_and_wrong_password_401(tmp_path: Path) -> None:
             async with scripted_station(central.ws_url, "SUBS005", password="right-password") as st:
                 assert (await st.boot())["status"] == "Accepted"
 
-    run(scenario())
+    with caplog.at_level(logging.INFO, logger="central"):
+        run(scenario())
+    lines = [r.getMessage() for r in caplog.records]
+    assert "event=refused_unknown station=NOPE http=404" in lines
+    assert lines.count("event=refused_credentials station=SUBS005 http=401") == 2
+    assert any(line.startswith("event=connected station=SUBS005") for line in lines)
 
 
 def test_subprotocol_mismatch_is_closed(tmp_path: Path) -> None:
@@ -399,3 +408,56 @@ def test_cert_names_reads_cn_and_dns_names() -> None:
     assert cert_names(peercert) == {"SUBS001", "subs001.grid.example"}
     assert cert_names(None) == set()
     assert cert_names({}) == set()
+
+
+def test_a_failed_commit_is_not_answered_and_the_resend_is_stored_once(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_central(tmp_path) as (central, api):
+            await api.add_station("SUBS012")
+            store = central.server.store
+            real = store.record_streetlight_status
+            calls = 0
+
+            async def failing(*args: Any, **kwargs: Any) -> bool:
+                nonlocal calls
+                calls += 1
+                if calls == 1:
+                    raise BackendError("record_streetlight_status", "disk full")
+                return await real(*args, **kwargs)
+
+            store.record_streetlight_status = failing  # type: ignore[method-assign]
+            async with scripted_station(central.ws_url, "SUBS012") as st:
+                await st.boot()
+                frame = await st.call("StreetlightStatusNotification", LIGHT)
+                assert frame[2] == "InternalError"  # not stored: the outbox keeps it
+                assert (await st.call("StreetlightStatusNotification", LIGHT))[0] == 3
+                assert (await st.call("StreetlightStatusNotification", LIGHT))[0] == 3
+            _, body = await api.request(
+                "GET",
+                "/api/stations/SUBS012/events",
+                kind="StreetlightStatusNotification",
+                **{"from": "2026-11-23T00:00:00Z", "to": "2026-11-24T00:00:00Z"},
+            )
+            assert len(body["events"]) == 1
+
+    run(scenario())
+
+
+def test_heartbeats_move_last_seen_and_are_flushed_at_stop(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_central(tmp_path) as (central, api):
+            await api.add_station("SUBS013")
+            async with scripted_station(central.ws_url, "SUBS013") as st:
+                await st.boot()
+                _, before = await api.request("GET", "/api/stations/SUBS013")
+                await asyncio.sleep(0.01)
+                await st.result("Heartbeat", {})
+                _, after = await api.request("GET", "/api/stations/SUBS013")
+                assert after["lastSeen"] > before["lastSeen"]
+            seen = after["lastSeen"]
+        async with running_central(tmp_path) as (_, api):
+            _, again = await api.request("GET", "/api/stations/SUBS013")
+            assert again["lastSeen"] == seen
+            assert again["connected"] is False
+
+    run(scenario())
