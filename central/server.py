@@ -30,7 +30,7 @@ import logging
 import ssl
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -333,10 +333,6 @@ class CentralServer:
         link = StationLink(connection, ctx)
         old = self.links.get(station_id)
         self.links[station_id] = link
-        if old is not None:
-            log_event(log, logging.INFO, "replaced", station=station_id, old=old.ctx.connection_id)
-            await old.connection.close(1000, "replaced by a new connection")
-        await self.store.record_connected(station_id, connection_id, at=self.wall())
         remote = websocket.remote_address
         log_event(
             log,
@@ -345,9 +341,22 @@ class CentralServer:
             station=station_id,
             connection=connection_id,
             remote=f"{remote[0]}:{remote[1]}" if remote else None,
+            replaces=old.ctx.connection_id if old else None,
         )
         try:
             async with asyncio.TaskGroup() as tasks:
+                # Both run beside the connection: closing a half-open socket waits for
+                # its close timeout, and the store may be busy (a reconnect storm);
+                # neither may delay the station's first answer.
+                if old is not None:
+                    tasks.create_task(
+                        old.connection.close(1000, "replaced by a new connection"),
+                        name=f"central-replace-{station_id}",
+                    )
+                tasks.create_task(
+                    self._record(self.store.record_connected, station_id, connection_id),
+                    name=f"central-connected-{station_id}",
+                )
                 closer = tasks.create_task(
                     self._close_when_rejected(link), name=f"central-reject-{station_id}"
                 )
@@ -358,7 +367,7 @@ class CentralServer:
         finally:
             if self.links.get(station_id) is link:
                 del self.links[station_id]
-            await self.store.record_disconnected(station_id, connection_id, at=self.wall())
+            await self._record(self.store.record_disconnected, station_id, connection_id)
             log_event(
                 log,
                 logging.INFO,
@@ -367,6 +376,21 @@ class CentralServer:
                 connection=connection_id,
                 code=websocket.close_code,
                 violations=connection.violations or None,
+            )
+
+    async def _record(
+        self,
+        write: Callable[..., Awaitable[object]],
+        station_id: str,
+        connection_id: str,
+    ) -> None:
+        """Connection state is for the operator's view: a failed write is logged, and
+        never takes the station's connection down with it."""
+        try:
+            await write(station_id, connection_id, at=self.wall())
+        except StorageError as exc:
+            log_event(
+                log, logging.ERROR, "connection_state_write_failed", station=station_id, error=exc
             )
 
     async def _close_when_rejected(self, link: StationLink) -> None:

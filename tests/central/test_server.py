@@ -461,3 +461,24 @@ def test_heartbeats_move_last_seen_and_are_flushed_at_stop(tmp_path: Path) -> No
             assert again["connected"] is False
 
     run(scenario())
+
+
+def test_a_half_open_old_connection_does_not_delay_the_new_one(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_central(tmp_path) as (central, api):
+            await api.add_station("SUBS014")
+            async with scripted_station(central.ws_url, "SUBS014") as old:
+                await old.boot()
+                # The old socket stops reading: it will never answer the close frame.
+                old.websocket.transport.pause_reading()
+                async with scripted_station(central.ws_url, "SUBS014") as new:
+                    async with asyncio.timeout(2 * UNIT):  # well under the close timeout
+                        assert (await new.call("Heartbeat", {}))[0] == 3
+                        status, _ = await api.request(
+                            "POST", "/api/stations/SUBS014/commands/Reset", {}
+                        )
+                    assert status == 200
+                    assert [a for a, _ in new.calls_received] == ["Reset"]
+                old.websocket.transport.resume_reading()
+
+    run(scenario())
