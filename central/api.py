@@ -280,14 +280,13 @@ async def accept_station(request: web.Request) -> web.Response:
     body = await _body(request)
     trigger: dict[str, Any] | None
     try:
-        station, response = await central.accept(
-            station_id, _interval(body.get("heartbeatInterval"))
-        )
+        _, response = await central.accept(station_id, _interval(body.get("heartbeatInterval")))
         trigger = None if response is None else {"status": response.status.value}
     except CommandError as exc:
         # The policy is set; the station will be Accepted at its next boot anyway.
-        station = central.registry.get(station_id)  # type: ignore[assignment]
         trigger = {"error": type(exc).__name__, "message": exc.reason}
+    station = central.registry.get(station_id)
+    assert station is not None  # _station_id checked it; accept() kept it
     faults = await central.store.open_faults(station_id)
     return _json({"station": await _station_json(central, station, faults), "trigger": trigger})
 

@@ -32,6 +32,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -100,7 +101,6 @@ class StationLink:
     def __init__(self, connection: Connection[StationContext], ctx: StationContext) -> None:
         self.connection = connection
         self._ctx = ctx
-        self.connected_at = time.monotonic()
 
     @property
     def ctx(self) -> StationContext:
@@ -112,9 +112,7 @@ class StationLink:
         return await self.connection.call(request, timeout=timeout)
 
 
-def server_ssl_context(
-    cert: str | Any, key: str | Any, client_ca: str | Any | None
-) -> ssl.SSLContext:
+def server_ssl_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key)
