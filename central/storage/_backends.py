@@ -14,9 +14,10 @@ order and range predicates work the same on both.
 from __future__ import annotations
 
 import abc
+import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -44,7 +45,7 @@ class Connection(abc.ABC):
     ddl_types: ClassVar[dict[str, str]]
 
     @abc.abstractmethod
-    def transaction(self, operation: str, *, write: bool) -> Any:
+    def transaction(self, operation: str, *, write: bool) -> AbstractContextManager[None]:
         """Context manager: commit on success, roll back on error, translate errors."""
 
     @abc.abstractmethod
@@ -55,7 +56,8 @@ class Connection(abc.ABC):
         """Execute one statement; the number of rows it changed."""
 
     @abc.abstractmethod
-    def run_many(self, sql: str, params: Iterable[Sequence[object]]) -> int: ...
+    def run_many(self, sql: str, params: Sequence[Sequence[object]]) -> int:
+        """Execute one statement per parameter row; the total of rows changed."""
 
     @abc.abstractmethod
     def lock_schema(self) -> None:
@@ -78,6 +80,15 @@ class Connection(abc.ABC):
         return None if value is None else self.from_ts(value)
 
 
+def _create_private(path: str) -> None:
+    """Create a new database file readable by its owner only: it holds password
+    hashes. SQLite gives the -wal and -shm files the database file's mode."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class SqliteConnection(Connection):
     """sqlite3 in WAL mode with `synchronous=FULL`: a commit survives power loss.
 
@@ -95,6 +106,7 @@ class SqliteConnection(Connection):
 
     def __init__(self, path: str) -> None:
         try:
+            _create_private(path)
             self._db: sqlite3.Connection | None = sqlite3.connect(path, isolation_level=None)
             try:
                 self._db.execute("PRAGMA journal_mode=WAL")
@@ -103,7 +115,7 @@ class SqliteConnection(Connection):
             except sqlite3.Error:
                 self._db.close()
                 raise
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise BackendError(f"open {path}", str(exc)) from exc
 
     def _conn(self, operation: str) -> sqlite3.Connection:
@@ -133,8 +145,8 @@ class SqliteConnection(Connection):
     def run(self, sql: str, params: Sequence[object] = ()) -> int:
         return self._conn("run").execute(sql, params).rowcount
 
-    def run_many(self, sql: str, params: Iterable[Sequence[object]]) -> int:
-        return self._conn("run").executemany(sql, params).rowcount
+    def run_many(self, sql: str, params: Sequence[Sequence[object]]) -> int:
+        return self._conn("run_many").executemany(sql, params).rowcount
 
     def lock_schema(self) -> None:
         """BEGIN IMMEDIATE already holds the database's write lock."""
@@ -225,7 +237,7 @@ class PostgresConnection(Connection):
             cur.execute(sql.replace("?", "%s"), params)
             return cur.rowcount
 
-    def run_many(self, sql: str, params: Iterable[Sequence[object]]) -> int:
+    def run_many(self, sql: str, params: Sequence[Sequence[object]]) -> int:
         with self._live().cursor() as cur:
             cur.executemany(sql.replace("?", "%s"), params)
             return cur.rowcount

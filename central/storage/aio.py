@@ -7,7 +7,10 @@ no locking in the store, no interleaving of two messages' transactions.
 Throughput ceiling: at most one transaction in flight per store, so the rate is
 1 / (commit latency). SQLite with `synchronous=FULL` pays one fsync of the WAL
 per commit; PostgreSQL pays one round trip per statement plus the WAL flush at
-commit. `bench/central_storage.py` measures both. How to raise it, in order of
+commit. `bench/central_storage.py` measures both (figures in README.md: hundreds
+of MeterValues messages per second on either backend, about 0.5 ms of our CPU
+each, against the ~2 messages/s that 2 000 stations reporting every 15 minutes
+send). How to raise it, in order of
 cost: store a whole message per transaction (already the case: MeterValues is
 one transaction, not one per sampled value); on PostgreSQL, open several
 AsyncStores (each its own connection and thread) and shard stations over them,
@@ -177,6 +180,9 @@ class AsyncStore:
 
     async def get_liveness(self, station_id: str) -> Liveness | None:
         return await self._call(self._store.get_liveness, station_id)
+
+    async def list_liveness(self) -> list[Liveness]:
+        return await self._call(self._store.list_liveness)
 
     # -- station-initiated messages
 

@@ -80,7 +80,9 @@ class EventKind(enum.StrEnum):
 @dataclass(frozen=True)
 class Station:
     """A registry entry. The password hash never leaves the store; `has_password` says
-    whether one is set."""
+    whether one is set. `cert_identity` is what the server compares with the client
+    certificate, written as `sha256:<hex fingerprint>` or `CN=<subject common name>`
+    (the store does not interpret it)."""
 
     station_id: str
     has_password: bool

@@ -50,6 +50,14 @@ def test_sqlite_records_each_version_once_and_uses_wal(tmp_path: Path) -> None:
     assert mode == ("wal",)
 
 
+def test_sqlite_file_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "central.db"
+    store = open_store(f"sqlite://{path}")
+    store.add_station("st1", created_at=T0, password="pw")
+    store.close()
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "central.db"
     open_store(f"sqlite://{path}").close()
@@ -61,7 +69,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     assert (raised.value.found, raised.value.known) == (999, len(MIGRATIONS))
 
 
-@pytest.mark.parametrize("url", ["mysql://x/y", "sqlite://", "central.db"])
+@pytest.mark.parametrize("url", ["mysql://x/y", "sqlite://", "sqlite:central.db", "central.db"])
 def test_invalid_urls(url: str) -> None:
     with pytest.raises(InvalidURL):
         open_store(url)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from central.storage import (
     BootNotification,
@@ -24,6 +27,7 @@ from central.storage import (
     UploadedFile,
     open_store,
 )
+from central.storage.faults import MV_FAULT_CODES, RESOLUTION_INFO, effect_of
 
 from ._helpers import T0, at
 
@@ -158,6 +162,12 @@ def test_mark_all_disconnected_at_server_start(store: Store) -> None:
     st1 = store.get_liveness("st1")
     assert st1 is not None
     assert st1.disconnected_at == at(9)
+    everyone = store.list_liveness()
+    assert [(s.station_id, s.connected, s.last_seen) for s in everyone] == [
+        ("st1", False, None),
+        ("st2", False, None),
+        ("st3", False, at(1)),
+    ]
 
 
 # -- boot
@@ -487,3 +497,59 @@ def test_closed_store_refuses(store_url: str) -> None:
 def test_naive_datetime_is_our_bug(store: Store) -> None:
     with pytest.raises(ValueError, match="naive"):
         store.record_heartbeat("st1", received_at=datetime(2026, 1, 1))
+
+
+def test_meter_values_backlog_spanning_several_statements(store: Store) -> None:
+    backlog = [
+        MeterValue(at(i), tuple(SampledValue(f"Voltage.L{p}N", f"{i}.{p}") for p in (1, 2, 3)))
+        for i in range(120)
+    ]
+    assert store.record_meter_values("st1", backlog, received_at=at(200)) == 360
+    assert store.record_meter_values("st1", backlog, received_at=at(201)) == 0
+    samples = store.meter_values("st1", since=T0, until=at(200), measurand="Voltage.L2N")
+    assert [s.value for s in samples] == [f"{i}.2" for i in range(120)]
+
+
+def test_meter_value_repeated_inside_one_message_is_stored_once(store: Store) -> None:
+    twice = [
+        MeterValue(at(0), (SampledValue("Frequency", "50.00"), SampledValue("Frequency", "50.00")))
+    ]
+    assert store.record_meter_values("st1", twice, received_at=at(1)) == 1
+
+
+# -- the store applies the open-faults rule exactly as `faults.effect_of` states it
+
+NOTIFICATIONS = st.builds(
+    StatusNotification,
+    status=st.sampled_from(["Ok", "Faulted"]),
+    error_code=st.sampled_from(
+        ["NoError", "GroundFailure", "OverCurrentFailure", "MVFaultIndicatorError", "UnderVoltage"]
+    ),
+    info=st.sampled_from([None, "", "group 1", *RESOLUTION_INFO]),
+    test=st.sampled_from([None, False, True]),
+)
+
+
+def reference_open_faults(notifications: list[StatusNotification]) -> set[str]:
+    open_codes: set[str] = set()
+    for notification in notifications:
+        effect = effect_of(notification)
+        if effect.raises is not None:
+            open_codes.add(effect.raises[0])
+        open_codes -= effect.resolves
+        if effect.resolves_all_but_mv:
+            open_codes &= MV_FAULT_CODES
+    return open_codes
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(notifications=st.lists(NOTIFICATIONS, max_size=12))
+def test_open_faults_follow_the_rule(store: Store, notifications: list[StatusNotification]) -> None:
+    station_id = f"st-{uuid.uuid4().hex}"
+    for i, notification in enumerate(notifications):
+        store.record_status(station_id, notification, received_at=at(i))
+    assert set(fault_codes(store, station_id)) == reference_open_faults(notifications)
