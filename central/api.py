@@ -44,6 +44,7 @@ from central.storage import (
     BootPolicy,
     Event,
     EventKind,
+    Liveness,
     MeterSample,
     OpenFault,
     Station,
@@ -150,11 +151,14 @@ def _fault_json(fault: OpenFault) -> dict[str, Any]:
 
 
 async def _station_json(
-    central: CentralServer, station: Station, faults: list[OpenFault]
+    central: CentralServer,
+    station: Station,
+    faults: list[OpenFault],
+    liveness_of: dict[str, Liveness] | None = None,
 ) -> dict[str, Any]:
     store = central.store
     sid = station.station_id
-    liveness = await store.get_liveness(sid)
+    liveness = await store.get_liveness(sid) if liveness_of is None else liveness_of.get(sid)
     boot = await store.last_boot(sid)
     lights = await store.current_lights(sid)
     modes = await store.current_modes(sid)
@@ -194,7 +198,8 @@ async def _station_json(
 async def list_stations(request: web.Request) -> web.Response:
     central = request.app[_SERVER_KEY]
     faults = await central.store.open_faults(None)
-    stations = [await _station_json(central, s, faults) for s in central.registry.all()]
+    liveness = {live.station_id: live for live in await central.store.list_liveness()}
+    stations = [await _station_json(central, s, faults, liveness) for s in central.registry.all()]
     return _json({"stations": stations})
 
 

@@ -38,7 +38,7 @@ class ListenConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     # When set, stations may present a client certificate signed by this CA; a station
-    # with a cert identity in the registry must (its CN or a DNS SAN must equal it).
+    # with a cert identity in the registry must, and it must match (server.cert_matches).
     tls_client_ca: Path | None = None
 
 

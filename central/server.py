@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import ssl
 import time
@@ -53,7 +55,7 @@ from os3p.server import open_server
 from os3p.session import CallReceived, Event, PeerViolation, Role, Session
 from os3p.validation import Validator
 
-__all__ = ["CentralServer", "StationLink", "cert_names", "server_ssl_context"]
+__all__ = ["CentralServer", "StationLink", "cert_matches", "cert_names", "server_ssl_context"]
 
 log = logging.getLogger(__name__)
 
@@ -126,17 +128,40 @@ def server_ssl_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSL
 
 def cert_names(peercert: Any) -> set[str]:
     """The subject common names and DNS subject-alternative names of a verified peer cert."""
-    names: set[str] = set()
+    return _common_names(peercert) | _dns_names(peercert)
+
+
+def _common_names(peercert: Any) -> set[str]:
     if not isinstance(peercert, dict):
-        return names
-    for rdn in peercert.get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName":
-                names.add(value)
-    for kind, value in peercert.get("subjectAltName", ()):
-        if kind == "DNS":
-            names.add(value)
-    return names
+        return set()
+    return {v for rdn in peercert.get("subject", ()) for k, v in rdn if k == "commonName"}
+
+
+def _dns_names(peercert: Any) -> set[str]:
+    if not isinstance(peercert, dict):
+        return set()
+    return {v for k, v in peercert.get("subjectAltName", ()) if k == "DNS"}
+
+
+def cert_matches(identity: str, peercert: Any, der: bytes | None) -> bool:
+    """Does the verified client certificate match the station's cert identity?
+
+    The registry writes it as `sha256:<hex fingerprint of the DER certificate>` or
+    `CN=<subject common name>` (central.storage.model.Station); we also accept
+    `DNS=<subject alternative name>`. Without a prefix the value is compared with the
+    common name and the DNS names.
+    """
+    kind, _, value = identity.partition(":") if identity.startswith("sha256:") else ("", "", "")
+    if kind == "sha256":
+        if der is None:
+            return False
+        wanted = value.replace(":", "").lower()
+        return hmac.compare_digest(hashlib.sha256(der).hexdigest(), wanted)
+    if identity.startswith("CN="):
+        return identity[3:] in _common_names(peercert)
+    if identity.startswith("DNS="):
+        return identity[4:] in _dns_names(peercert)
+    return identity in cert_names(peercert)
 
 
 class CentralServer:
@@ -306,8 +331,11 @@ class CentralServer:
             await websocket.close(1008, "unknown station")
             return
         if station.cert_identity is not None:
-            names = cert_names(websocket.transport.get_extra_info("peercert"))
-            if station.cert_identity not in names:
+            peercert = websocket.transport.get_extra_info("peercert")
+            ssl_object = websocket.transport.get_extra_info("ssl_object")
+            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+            names = cert_names(peercert)
+            if not cert_matches(station.cert_identity, peercert, der):
                 log_event(
                     log,
                     logging.WARNING,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from central.config import ListenConfig
-from central.server import cert_names
+from central.server import cert_matches, cert_names
 from central.storage import BackendError
 from tests.central.support import (
     BOOT,
@@ -383,11 +385,15 @@ def test_client_certificate_identity(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with running_central(tmp_path, listen=listen) as (central, api):
-            await api.add_station("SUBS010", certIdentity="SUBS010")
-            await api.add_station("SUBS011", certIdentity="SUBS011")
+            der = ssl.PEM_cert_to_DER_cert(pki.client_cert.read_text(encoding="ascii"))
+            fingerprint = hashlib.sha256(der).hexdigest()
+            await api.add_station("SUBS010", certIdentity="CN=SUBS010")
+            await api.add_station("SUBS011", certIdentity="CN=SUBS011")
+            await api.add_station("SUBS012", certIdentity=f"sha256:{fingerprint}")
             with_cert = pki.client_context(with_client_cert=True)
-            async with scripted_station(central.ws_url, "SUBS010", ssl=with_cert) as st:
-                assert (await st.boot())["status"] == "Accepted"
+            for station_id in ("SUBS010", "SUBS012"):
+                async with scripted_station(central.ws_url, station_id, ssl=with_cert) as st:
+                    assert (await st.boot())["status"] == "Accepted"
             for station_id, context in [
                 ("SUBS010", pki.client_context()),  # no certificate
                 ("SUBS011", with_cert),  # somebody else's certificate
@@ -398,6 +404,30 @@ def test_client_certificate_identity(tmp_path: Path) -> None:
                     assert st.websocket.close_code == 1008
 
     run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("identity", "matches"),
+    [
+        ("CN=SUBS001", True),
+        ("CN=subs001.grid.example", False),
+        ("DNS=subs001.grid.example", True),
+        ("DNS=SUBS001", False),
+        ("SUBS001", True),
+        ("subs001.grid.example", True),
+        (f"sha256:{hashlib.sha256(b'der').hexdigest()}", True),
+        (f"sha256:{hashlib.sha256(b'der').hexdigest().upper()}", True),
+        (f"sha256:{hashlib.sha256(b'other').hexdigest()}", False),
+        ("CN=SUBS002", False),
+    ],
+)
+def test_cert_identity_forms(identity: str, matches: bool) -> None:
+    peercert = {
+        "subject": ((("commonName", "SUBS001"),),),
+        "subjectAltName": (("DNS", "subs001.grid.example"),),
+    }
+    assert cert_matches(identity, peercert, b"der") is matches
+    assert cert_matches(identity, {}, None) is False
 
 
 def test_cert_names_reads_cn_and_dns_names() -> None:
