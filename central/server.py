@@ -172,12 +172,13 @@ class CentralServer:
         config: CentralConfig,
         store: AsyncStore,
         *,
+        verifier: AsyncStore | None = None,
         wall: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.config = config
         self.store = store
         self.wall = wall
-        self.registry = Registry(store, wall)
+        self.registry = Registry(store, wall, verifier=verifier)
         self.links: dict[str, StationLink] = {}
         self.metrics = Metrics(lambda: len(self.links))
         self.validator = Validator()

@@ -4,8 +4,9 @@
         ...
     await run_forever(config)                          # `os3p-central serve`
 
-Start order: store (migrated), registry, websocket listener, then the HTTP app; stop
-runs backwards, so no HTTP request ever meets a closed store.
+Start order: store (migrated), the password verifier's store, registry, websocket
+listener, then the HTTP app; stop runs backwards, so no HTTP request ever meets a
+closed store.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class CentralService:
     def __init__(self, config: CentralConfig) -> None:
         self.config = config
         self._store: AsyncStore | None = None
+        self._verifier: AsyncStore | None = None
         self._server: CentralServer | None = None
         self._runner: web.AppRunner | None = None
         self.api_port = 0
@@ -58,7 +60,9 @@ class CentralService:
         self._store = await AsyncStore.open(self.config.storage_url)
         try:
             config = self.config
-            self._server = CentralServer(config, self._store)
+            # Password hashing gets its own thread and connection (see central.registry).
+            self._verifier = await AsyncStore.open(config.storage_url)
+            self._server = CentralServer(config, self._store, verifier=self._verifier)
             await self._server.start()
             self._runner = web.AppRunner(build_app(self._server), access_log=None)
             await self._runner.setup()
@@ -82,6 +86,9 @@ class CentralService:
         if self._server is not None:
             await self._server.stop()
             self._server = None
+        if self._verifier is not None:
+            await self._verifier.aclose()
+            self._verifier = None
         if self._store is not None:
             await self._store.aclose()
             self._store = None
