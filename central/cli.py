@@ -1,0 +1,409 @@
+"""`os3p-central`: run the central (`serve`) or operate a running one over its HTTP API.
+
+    os3p-central serve --config /etc/os3p-central/central.toml
+    os3p-central --api http://127.0.0.1:8181 --token ... stations
+    os3p-central --config central.toml add-station SUBS001 --password s3cret --policy Pending
+    os3p-central accept SUBS001
+    os3p-central call SUBS001 OverrideStreetlight '{"action": "On", "contactorId": 1}'
+    os3p-central events SUBS001 --from 2026-11-23T00:00:00Z
+    os3p-central meter-values SUBS001 --measurand Voltage.L1N
+    os3p-central profile SUBS001 --contactor 1 --schedule "on at sunset+10min, off at 23:00"
+
+The operator commands read `--api` and `--token` from the options, else from
+OS3P_CENTRAL_API / OS3P_CENTRAL_TOKEN, else from the `[api]` table of `--config`.
+Exit codes: 0 done, 1 the API or the station refused, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from central.config import ConfigError, load_config
+from central.profiles import ProfileError, build_profile_request
+from os3p.formats import parse_date_time
+from os3p.messages import RecurrencyKind, to_payload
+
+__all__ = ["main"]
+
+
+class _Refused(Exception):
+    """The API answered with an error status."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body.get("message", f"HTTP {status}"))
+        self.status = status
+        self.body = body
+
+
+class ApiClient:
+    def __init__(self, base_url: str, token: str, timeout: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def request(
+        self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None
+    ) -> Any:
+        url = self.base_url + path
+        if query:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v})
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {self.token}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                text = response.read().decode()
+        except urllib.error.HTTPError as exc:
+            raw = exc.read().decode(errors="replace")
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = {"error": "http", "message": raw.strip() or exc.reason}
+            raise _Refused(exc.code, parsed) from None
+        return json.loads(text) if text else None
+
+
+def _quote(station_id: str) -> str:
+    return urllib.parse.quote(station_id, safe="")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned columns separated by two spaces; None prints as '-'."""
+    cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    return "\n".join(lines)
+
+
+def _lights(station: dict[str, Any]) -> str:
+    parts = []
+    for contactor, light in station.get("lights", {}).items():
+        mode = station.get("modes", {}).get(contactor, {}).get("mode")
+        parts.append(f"{contactor}:{light['status']}" + (f"/{mode}" if mode else ""))
+    return " ".join(parts) or None  # type: ignore[return-value]
+
+
+def _print_stations(stations: list[dict[str, Any]]) -> None:
+    rows = [
+        [
+            s["id"],
+            "yes" if s["connected"] else "no",
+            s["lastSeen"],
+            s["policy"],
+            s["bootStatus"],
+            s["heartbeatInterval"],
+            s["firmwareVersion"],
+            _lights(s),
+            ",".join(f["errorCode"] for f in s["openFaults"]) or None,
+        ]
+        for s in stations
+    ]
+    print(
+        table(
+            [
+                "STATION",
+                "CONN",
+                "LAST SEEN",
+                "POLICY",
+                "BOOT",
+                "HB",
+                "FIRMWARE",
+                "LIGHTS",
+                "FAULTS",
+            ],
+            rows,
+        )
+    )
+
+
+def _time(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        parse_date_time(text)
+    except ValueError:
+        raise SystemExit(f"os3p-central: not an RFC 3339 date-time: {text!r}") from None
+    return text
+
+
+def _client(args: argparse.Namespace) -> ApiClient:
+    api = args.api or os.environ.get("OS3P_CENTRAL_API")
+    token = args.token or os.environ.get("OS3P_CENTRAL_TOKEN")
+    if (api is None or token is None) and args.config is not None:
+        config = load_config(Path(args.config))
+        api = api or config.api.base_url
+        token = token or config.api.token
+    if not api or not token:
+        raise ConfigError("", "give --api and --token (or OS3P_CENTRAL_API/TOKEN, or --config)")
+    return ApiClient(api, token)
+
+
+def _cmd_stations(client: ApiClient, args: argparse.Namespace) -> None:
+    stations = client.request("GET", "/api/stations")["stations"]
+    if args.json:
+        print(json.dumps(stations, indent=2))
+    else:
+        _print_stations(stations)
+
+
+def _cmd_station(client: ApiClient, args: argparse.Namespace) -> None:
+    print(json.dumps(client.request("GET", f"/api/stations/{_quote(args.station)}"), indent=2))
+
+
+def _cmd_add_station(client: ApiClient, args: argparse.Namespace) -> None:
+    body: dict[str, Any] = {"id": args.station, "policy": args.policy}
+    if args.password is not None:
+        body["password"] = args.password
+    if args.interval is not None:
+        body["heartbeatInterval"] = args.interval
+    if args.cert_identity is not None:
+        body["certIdentity"] = args.cert_identity
+    station = client.request("POST", "/api/stations", body)
+    print(f"added {station['id']} (policy {station['policy']})")
+
+
+def _cmd_remove_station(client: ApiClient, args: argparse.Namespace) -> None:
+    client.request("DELETE", f"/api/stations/{_quote(args.station)}")
+    print(f"removed {args.station}")
+
+
+def _cmd_accept(client: ApiClient, args: argparse.Namespace) -> None:
+    body = {} if args.interval is None else {"heartbeatInterval": args.interval}
+    result = client.request("POST", f"/api/stations/{_quote(args.station)}/accept", body)
+    trigger = result["trigger"]
+    if trigger is None:
+        print(f"{args.station}: policy Accepted (applies at its next boot)")
+    elif "status" in trigger:
+        print(
+            f"{args.station}: policy Accepted; TriggerMessage BootNotification {trigger['status']}"
+        )
+    else:
+        print(f"{args.station}: policy Accepted; trigger failed: {trigger['message']}")
+
+
+def _cmd_policy(client: ApiClient, args: argparse.Namespace) -> None:
+    body: dict[str, Any] = {"policy": args.policy}
+    if args.interval is not None:
+        body["heartbeatInterval"] = args.interval
+    station = client.request("PUT", f"/api/stations/{_quote(args.station)}/policy", body)
+    print(f"{station['id']}: policy {station['policy']}")
+
+
+def _cmd_call(client: ApiClient, args: argparse.Namespace) -> None:
+    try:
+        payload = json.loads(args.payload)
+    except ValueError as exc:
+        raise SystemExit(f"os3p-central: the payload is not JSON: {exc}") from None
+    result = client.request(
+        "POST", f"/api/stations/{_quote(args.station)}/commands/{args.action}", payload
+    )
+    print(json.dumps(result["response"], indent=2 if args.json else None))
+
+
+def _cmd_profile(client: ApiClient, args: argparse.Namespace) -> None:
+    try:
+        request = build_profile_request(
+            args.contactor,
+            args.schedule,
+            profile_id=args.profile_id,
+            stack_level=args.stack_level,
+            recurrency=RecurrencyKind(args.recurrency),
+            valid_from=parse_date_time(args.valid_from) if args.valid_from else None,
+            valid_to=parse_date_time(args.valid_to) if args.valid_to else None,
+            clear_all_schedules=args.clear_all,
+        )
+    except (ProfileError, ValueError) as exc:
+        raise SystemExit(f"os3p-central: {exc}") from None
+    payload = to_payload(request)
+    if args.dry_run:
+        print(json.dumps(payload, indent=2))
+        return
+    result = client.request(
+        "POST", f"/api/stations/{_quote(args.station)}/commands/SetStreetlightProfile", payload
+    )
+    print(f"{args.station}: SetStreetlightProfile {result['response']['status']}")
+
+
+def _history_query(args: argparse.Namespace, **extra: str | None) -> dict[str, str]:
+    query = {
+        "from": _time(args.since) or "",
+        "to": _time(args.until) or "",
+        "limit": str(args.limit) if args.limit else "",
+    }
+    query.update({k: v or "" for k, v in extra.items()})
+    return query
+
+
+def _cmd_events(client: ApiClient, args: argparse.Namespace) -> None:
+    path = f"/api/stations/{_quote(args.station)}/events"
+    events = client.request("GET", path, None, _history_query(args, kind=args.kind))["events"]
+    if args.json:
+        print(json.dumps(events, indent=2))
+        return
+    rows = [
+        [e["occurredAt"], e["receivedAt"], e["kind"], json.dumps(e["details"], sort_keys=True)]
+        for e in events
+    ]
+    print(table(["OCCURRED", "RECEIVED", "KIND", "DETAILS"], rows))
+
+
+def _cmd_meter_values(client: ApiClient, args: argparse.Namespace) -> None:
+    path = f"/api/stations/{_quote(args.station)}/meter-values"
+    query = _history_query(args, measurand=args.measurand)
+    samples = client.request("GET", path, None, query)["meterValues"]
+    if args.json:
+        print(json.dumps(samples, indent=2))
+        return
+    rows = [
+        [s["timestamp"], s["measurand"], s["value"], s["unit"], s["location"], s["context"]]
+        for s in samples
+    ]
+    print(table(["TIMESTAMP", "MEASURAND", "VALUE", "UNIT", "LOCATION", "CONTEXT"], rows))
+
+
+def _cmd_files(client: ApiClient, args: argparse.Namespace) -> None:
+    files = client.request("GET", f"/api/stations/{_quote(args.station)}/files")["files"]
+    rows = [[f["uploadedAt"], f["requestId"], f["fileName"], f["size"], f["sha256"]] for f in files]
+    print(table(["UPLOADED", "REQUEST", "NAME", "SIZE", "SHA256"], rows))
+
+
+_COMMANDS: dict[str, Callable[[ApiClient, argparse.Namespace], None]] = {
+    "stations": _cmd_stations,
+    "station": _cmd_station,
+    "add-station": _cmd_add_station,
+    "remove-station": _cmd_remove_station,
+    "accept": _cmd_accept,
+    "policy": _cmd_policy,
+    "call": _cmd_call,
+    "profile": _cmd_profile,
+    "events": _cmd_events,
+    "meter-values": _cmd_meter_values,
+    "files": _cmd_files,
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="os3p-central", description=__doc__.split("\n")[0])
+    parser.add_argument("--api", help="the central's API URL (http://host:port)")
+    parser.add_argument("--token", help="the operator API token")
+    parser.add_argument("--config", help="central.toml: serve it, or read [api] from it")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_registry_commands(sub)
+    _add_station_commands(sub)
+    return parser
+
+
+def _add_registry_commands(sub: Any) -> None:
+    sub.add_parser("serve", help="run the central system (needs --config)")
+    sub.add_parser("stations", help="list stations")
+    one = sub.add_parser("station", help="one station in detail (JSON)")
+    one.add_argument("station")
+
+    add = sub.add_parser("add-station", help="register a station")
+    add.add_argument("station")
+    add.add_argument("--password")
+    add.add_argument("--policy", default="Accepted", choices=["Accepted", "Pending", "Rejected"])
+    add.add_argument("--interval", type=int, help="heartbeat interval, seconds")
+    add.add_argument("--cert-identity", help="required client-certificate CN / DNS name")
+
+    remove = sub.add_parser("remove-station", help="remove a station from the registry")
+    remove.add_argument("station")
+
+    accept = sub.add_parser("accept", help="accept a Pending station (it boots again)")
+    accept.add_argument("station")
+    accept.add_argument("--interval", type=int)
+
+    policy = sub.add_parser("policy", help="set a station's boot policy")
+    policy.add_argument("station")
+    policy.add_argument("policy", choices=["Accepted", "Pending", "Rejected"])
+    policy.add_argument("--interval", type=int)
+
+
+def _add_station_commands(sub: Any) -> None:
+    call = sub.add_parser("call", help="send one of the 13 central-initiated actions")
+    call.add_argument("station")
+    call.add_argument("action", help="e.g. Reset, GetConfiguration, OverrideStreetlight")
+    call.add_argument("payload", nargs="?", default="{}", help="the request payload as JSON")
+
+    profile = sub.add_parser("profile", help="send a streetlight profile from a readable schedule")
+    profile.add_argument("station")
+    profile.add_argument("--contactor", type=int, required=True)
+    profile.add_argument("--schedule", required=True, help='"on at sunset+10min, off at 23:00"')
+    profile.add_argument("--profile-id", type=int, default=1)
+    profile.add_argument("--stack-level", type=int, default=0)
+    profile.add_argument("--recurrency", default="Daily", choices=["None", "Daily", "Weekly"])
+    profile.add_argument("--valid-from")
+    profile.add_argument("--valid-to")
+    profile.add_argument("--clear-all", action="store_true", help="clearAllSchedules first")
+    profile.add_argument("--dry-run", action="store_true", help="print the payload only")
+
+    for name, help_text in (("events", "stored events"), ("meter-values", "stored meter values")):
+        history = sub.add_parser(name, help=help_text)
+        history.add_argument("station")
+        history.add_argument("--from", dest="since", help="RFC 3339; default: 24 h before --to")
+        history.add_argument("--to", dest="until", help="RFC 3339; default: now")
+        history.add_argument("--limit", type=int)
+        if name == "events":
+            history.add_argument("--kind", help="comma-separated, e.g. StatusNotification")
+        else:
+            history.add_argument("--measurand")
+
+    files = sub.add_parser("files", help="files uploaded after GetFile")
+    files.add_argument("station")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.config is None:
+        raise ConfigError("", "serve needs --config FILE")
+    from central.logs import configure_logging
+    from central.service import run_forever
+
+    config = load_config(Path(args.config))
+    configure_logging(config.log_level)
+    asyncio.run(run_forever(config))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        _COMMANDS[args.command](_client(args), args)
+    except ConfigError as exc:
+        print(f"os3p-central: configuration: {exc}", file=sys.stderr)
+        return 2
+    except _Refused as exc:
+        body = exc.body
+        detail = f" ({body['code']})" if "code" in body else ""
+        print(
+            f"os3p-central: HTTP {exc.status} {body.get('error', '')}{detail}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    except urllib.error.URLError as exc:
+        print(f"os3p-central: cannot reach the API: {exc.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
