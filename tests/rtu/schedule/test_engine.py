@@ -603,6 +603,15 @@ def test_invariants(profiles: list[Profile], day: date, site: Site) -> None:
             assert desired_state(profiles, probe, site) is expected
 
 
+@given(
+    instant=st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC)),
+    site=st.sampled_from(SITES),
+)
+def test_schedule_day_window_holds_the_instant(instant: datetime, site: Site) -> None:
+    start, end = schedule_window(schedule_day(instant, site), site)
+    assert start <= instant < end
+
+
 @settings(deadline=None, max_examples=100)
 @given(
     profiles=stacks(),
