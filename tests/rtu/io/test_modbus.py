@@ -362,3 +362,32 @@ async def test_refused_pulse_owes_nothing() -> None:
         assert driver.owed_off == frozenset()
         await driver.set_contactor(1, False)  # nothing owed, so nothing refused on the way
     assert [(w.address, w.value) for w in sim.coil_writes] == [(0, False)]
+
+
+@async_test
+async def test_overlapping_reads_and_writes_each_get_their_answer() -> None:
+    # The poller reads while the lights and the MV monitor write, on one client.
+    async with rig() as (sim, driver):
+        calls = [driver.read() for _ in range(40)]
+        calls += [driver.set_contactor(1 + n % 4, n % 2 == 0) for n in range(40)]
+        results = await asyncio.gather(*calls)
+        assert all(isinstance(r, IOSnapshot) for r in results[:40])
+        assert len([w for w in sim.coil_writes if w.address < 4]) == 40
+
+
+@async_test
+async def test_a_cancelled_poll_loop_stops() -> None:
+    # pymodbus' wait_for may swallow a cancellation (Python 3.11); the driver re-raises it.
+    async with rig() as (_, driver):
+
+        async def poll() -> None:
+            while True:
+                await driver.read()
+
+        for _ in range(20):
+            task = asyncio.create_task(poll())
+            await asyncio.sleep(UNIT / 10)
+            task.cancel()
+            async with asyncio.timeout(4 * UNIT):  # a request's answer, not a retry
+                with pytest.raises(asyncio.CancelledError):
+                    await task
