@@ -96,7 +96,9 @@ def status_of(on: bool) -> StreetlightStatus:
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Verdict:
     on: bool
-    until: datetime  # recompute at or after this instant
+    until: datetime  # recompute at or after this instant...
+    until_monotonic: float  # ...or after this long, whichever is first: a wall clock
+    # stepped back (NTP, RTC) without a correction we hear of must not freeze it
 
 
 class LightsController:
@@ -327,13 +329,17 @@ class LightsController:
 
     def _verdict(self, contactor: int, now: datetime) -> _Verdict:
         cached = self._cache.get(contactor)
-        if cached is not None and now < cached.until:
+        mono = self._clock.monotonic()
+        if cached is not None and now < cached.until and mono < cached.until_monotonic:
             return cached
         profiles = self._profiles.get(contactor, ())
         cap = now + timedelta(seconds=self._max_sleep)
         change = next_change(profiles, now, self._site, horizon_days=_HORIZON_DAYS)
+        until = cap if change is None else min(cap, change)
         verdict = _Verdict(
-            desired_state(profiles, now, self._site), cap if change is None else min(cap, change)
+            desired_state(profiles, now, self._site),
+            until,
+            mono + (until - now).total_seconds(),
         )
         self._cache[contactor] = verdict
         return verdict
