@@ -205,7 +205,7 @@ class Reconciler:
             coil = snapshot.coils.get(contactor)
             if feedback is None or coil is None:
                 continue  # not wired on this module
-            self._report_mode(contactor, track, mode_of(contactor, switch, inputs.overrides), now)
+            self._note_mode(track, mode_of(contactor, switch, inputs.overrides))
             events.extend(self._take_mode_event(contactor, track, now))
             events.extend(self._transition(contactor, track, feedback, switch, now))
             track.feedback, track.coil = feedback, coil
@@ -218,9 +218,8 @@ class Reconciler:
         return commands + events
 
     # The mode event is decided in two halves so `step` reads top to bottom.
-    def _report_mode(
-        self, contactor: int, track: _Track, mode: StreetlightMode, now: datetime
-    ) -> None:
+    @staticmethod
+    def _note_mode(track: _Track, mode: StreetlightMode) -> None:
         if track.reported.mode is None:
             # First sight ever: adopt silently, like the lights (nothing *changed*).
             track.reported = dataclasses.replace(track.reported, mode=mode)
@@ -228,14 +227,16 @@ class Reconciler:
             track.mode_due = True
             track.reported = dataclasses.replace(track.reported, mode=mode)
 
-    def _take_mode_event(self, contactor: int, track: _Track, now: datetime) -> list[Effect]:
+    @staticmethod
+    def _take_mode_event(contactor: int, track: _Track, now: datetime) -> list[Effect]:
         if not track.mode_due or track.reported.mode is None:
             return []
         track.mode_due = False
         return [ModeChanged(contactor, track.reported.mode, now)]
 
+    @staticmethod
     def _transition(
-        self, contactor: int, track: _Track, feedback: bool, switch: bool, now: datetime
+        contactor: int, track: _Track, feedback: bool, switch: bool, now: datetime
     ) -> list[Effect]:
         events: list[Effect] = []
         if track.reported.lights is None:
