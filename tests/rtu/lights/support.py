@@ -106,6 +106,7 @@ async def station(
     *,
     sim: IOModuleSimulator | None = None,
     clock: Clock | None = None,
+    contactors: tuple[int, ...] = (1, 2, 3, 4),
 ) -> AsyncIterator[Station]:
     """Everything running. Pass the `sim` (and `clock`) of an earlier station on the
     same `tmp_path` to restart the daemon's side against a module that kept running."""
@@ -129,7 +130,7 @@ async def station(
         stack.push_async_callback(store.close)
         poller = IOPoller(driver, period=UNIT / 5, retry=UNIT)
         controller = LightsController(
-            contactors=(1, 2, 3, 4),
+            contactors=contactors,
             store=store,
             poller=poller,
             sink=EventSink(outbox, VALIDATOR),

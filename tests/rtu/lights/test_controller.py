@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from hil.io_module import IOModuleSimulator
@@ -39,6 +40,10 @@ async def test_a_profile_switches_on_time_and_reports(tmp_path: Path) -> None:
         assert (first["contactorId"], first["status"], second["status"]) == (1, "On", "Off")
         assert "unexpected" not in first
         assert "unexpected" not in second
+        # Stamped at the switch moment: when the feedback was seen to change.
+        for event, moment in ((first, on), (second, off)):
+            seen = datetime.fromisoformat(event["timestamp"])
+            assert moment <= seen < moment + timedelta(seconds=1), (seen, moment)
         assert st.writes(2) == []  # no profile: the schedule says off, and it is off
         assert await st.events(MODE) == []
 

@@ -191,3 +191,15 @@ async def test_trigger_providers_describe_the_present(tmp_path: Path) -> None:
             (4, StreetlightMode.SCHEDULE),
         ]
         assert len(await h.status_messages(None)) == 4
+
+
+@async_test
+async def test_an_unwired_contactor_cannot_be_overridden(tmp_path: Path) -> None:
+    async with station(tmp_path, contactors=(1, 2)) as st:
+        h = handlers(st)
+        assert (await override(h, "On", 3)).status == "Rejected"
+        assert (await h.resume(ResumeStreetlightRequest(contactor_id=4), None)).status == (
+            "Rejected"
+        )
+        assert (await override(h, "Off")).status == "Accepted"
+        assert await st.store.overrides() == {1: False, 2: False}
