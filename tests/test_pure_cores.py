@@ -33,6 +33,9 @@ PURE_MODULES = sorted(
         ),
         *(ROOT / "rtu" / "schedule").glob("*.py"),
         *(ROOT / "rtu" / "supervision" / f"{name}.py" for name in ("alarms", "ledger", "mv")),
+        ROOT / "rtu" / "lights" / "reconcile.py",
+        ROOT / "rtu" / "metering" / "dsmr.py",
+        ROOT / "rtu" / "configkeys.py",
     ]
 )
 

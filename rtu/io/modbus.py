@@ -86,6 +86,25 @@ class SerialEndpoint:
 Endpoint = TcpEndpoint | SerialEndpoint
 
 
+def _cancellations() -> int:
+    task = asyncio.current_task()
+    return 0 if task is None else task.cancelling()
+
+
+def _honour_cancellation(before: int) -> None:
+    """Re-raise a cancellation pymodbus swallowed while we awaited it.
+
+    pymodbus awaits connects and answers with `asyncio.wait_for`, which on
+    Python 3.11 returns the result and drops a cancellation that arrives as the
+    result lands (cpython gh-86296). The task then stays marked as cancelling
+    but runs on, and a loop polling every 50 ms would outlive its TaskGroup.
+    Compared with the count at the start, so the OFF a cancelled pulse still
+    writes (while its own cancellation is being handled) goes through.
+    """
+    if _cancellations() > before:
+        raise asyncio.CancelledError
+
+
 def contiguous_runs(
     addresses: Iterable[int], max_count: int = MAX_BITS_PER_READ
 ) -> tuple[tuple[int, int], ...]:
@@ -117,11 +136,6 @@ def _bit_read(
     return request
 
 
-def _cancellations() -> int:
-    task = asyncio.current_task()
-    return task.cancelling() if task is not None else 0
-
-
 class ModbusIOModule:
     """`rtu.io.interface.IOModule` over pymodbus.
 
@@ -138,6 +152,11 @@ class ModbusIOModule:
         self._input_runs = contiguous_runs(iomap.input_addresses())
         self._client: _Client | None = None
         self._connect_lock = asyncio.Lock()
+        # One request on the wire at a time: the poller's reads and the lights'
+        # and MV monitor's writes share this client, and pymodbus mismatches
+        # answers to requests that overlap ("received pdu without a
+        # corresponding request"), losing both. Modbus RTU is half-duplex anyway.
+        self._request_lock = asyncio.Lock()
         self._owed_off: set[int] = set()
         self._pulse_lock = asyncio.Lock()
         self._pulsing: int | None = None
@@ -270,21 +289,21 @@ class ModbusIOModule:
         self, what: str, request: Callable[[_Client], Awaitable[ModbusPDU]]
     ) -> ModbusPDU:
         """The one place requests go out and pymodbus errors are translated."""
+        async with self._request_lock:
+            return await self._execute_alone(what, request)
+
+    async def _execute_alone(
+        self, what: str, request: Callable[[_Client], Awaitable[ModbusPDU]]
+    ) -> ModbusPDU:
+        pending = _cancellations()
         client = await self._connected()
-        cancellations = _cancellations()
+        _honour_cancellation(pending)
         try:
             # pymodbus times each answer itself; this outer bound also covers
             # a stalled send, and is wide enough never to race the inner one.
             async with asyncio.timeout(2 * self._endpoint.timeout):
                 response = await request(client)
-                # pymodbus awaits each answer with asyncio.wait_for, which on Python
-                # 3.11 returns the answer and drops a cancellation that arrives in the
-                # same loop turn (CPython gh-86296, fixed in 3.12). Our task was
-                # cancelled all the same: without this, a cancelled poll loop could
-                # read on forever and a shutdown never finish. Counted from the start
-                # of this request, so the OFF a cancelled pulse still writes succeeds.
-                if _cancellations() > cancellations:
-                    raise asyncio.CancelledError
+                _honour_cancellation(pending)
         except (ModbusException, OSError, TimeoutError) as exc:
             self._drop()
             raise IOModuleUnavailable(self._name, f"{what}: {exc}") from exc

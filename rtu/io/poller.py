@@ -80,6 +80,9 @@ class IOPoller:
 
     async def _sleep(self, seconds: float) -> None:
         self._changed.clear()
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+        # cancellation that arrives as the wait completes (a `poke` at the wrong
+        # moment), and the loop would outlive its TaskGroup (cpython gh-86296).
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self._changed.wait()

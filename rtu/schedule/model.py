@@ -384,6 +384,8 @@ def validate_profiles(
     (`clearAllSchedules`, §7.10.1) they are erased in the same atomic step, so they
     cannot collide. One bad profile rejects the whole request: §7.10.1 makes the
     erase-and-install atomic, and half a stack could light a street at noon.
+    A malformed time or date never gets this far: `profile_from_wire` rejects it
+    (`Reason.MALFORMED_TIME`, `Reason.MALFORMED_DATE`), as it cannot be a `Profile`.
     """
     for profile in new:
         _check_profile(profile, max_stack_level)

@@ -14,25 +14,31 @@ station may stand, including north of the Arctic Circle:
 
 For Arnhem or Quito this is simply "the sunset/sunrise on that date". It differs
 where a local calendar date has no such event although the sun still sets, e.g.
-Tromsø in mid-May, where the sunset creeps past local midnight: asking astral for
-the sunset on the local date 17 May fails ("Unable to find a sunset time on the
-date specified") and for 18 May it would return the one belonging to the evening
-of 17 May. We therefore ask astral in a fixed-offset zone in which the solar noon
-falls just after midnight (for sunset) or just before the next midnight (for
-sunrise): the wanted event then lies well inside that zone's date, away from the
-edges where astral's date matching goes wrong.
+Tromsø in mid-May, where the sunset creeps past local midnight: asking
+`astral.sun.sunset` for the local date 17 May fails ("Unable to find a sunset time
+on the date specified"), and for 18 May it returns the one belonging to the
+evening of 17 May. Its UTC-date matching also fails where an event falls near
+00:00 UTC (Yakutia in January), not only near the poles.
 
-When astral cannot compute the event (it raises `ValueError`: the sun does not
-cross the horizon on that solar day), we classify the day by the sun's elevation
-at solar noon and at the solar midnight on the event's side:
+So we do not use astral's date matching. `astral.sun.time_at_elevation` with the
+elevation astral's own `sunrise`/`sunset` use (the sun's upper limb on the
+horizon, refraction added by astral) computes the crossing from a UTC date without
+matching it to anything; we compute it from the UTC dates around the expected
+half-day and keep the one that lies in it: (solar noon, solar noon + 12 h) for the
+sunset, (solar noon - 12 h, solar noon) for the sunrise.
+
+When none does (astral raises `ValueError` because the sun does not reach the
+horizon, or a grazing sun puts the estimate outside the half-day), we classify
+by the sun's elevation at solar noon and at the solar midnight on the event's side:
 
 * noon below the horizon → `Polar.NIGHT` (the sun never rises: no sunrise, no sunset);
 * midnight above the horizon → `Polar.DAY` (the sun never sets);
-* otherwise the sun does cross and astral's date matching gave up at an edge case;
-  we find the crossing by bisection on the elevation, so the functions are total.
+* otherwise the sun does cross; we find the crossing by bisection on the
+  elevation, so the functions are total.
 
-The horizon is the usual -0.833° for the geometric centre of the sun (0.567°
-refraction plus 0.267° semi-diameter), without refraction applied to the elevation.
+The classification and the bisection use the usual -0.833° for the geometric
+centre of the sun (0.567° refraction plus 0.267° semi-diameter), with the
+elevation taken without refraction.
 
 Accuracy (bench/schedule.py, against NOAA's spreadsheet equations evaluated at
 the event): within 23 s at Arnhem and Madrid all year, the residue mostly being
@@ -51,7 +57,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import astral
 import astral.sun
@@ -62,7 +68,9 @@ __all__ = ["HORIZON_DEGREES", "Polar", "SunTime", "solar_noon", "sunrise", "suns
 
 HORIZON_DEGREES = -0.833
 _HALF_DAY = timedelta(hours=12)
-_EDGE_MARGIN = timedelta(minutes=30)
+# What astral's sunrise()/sunset() pass: the upper limb (16' above the centre) on
+# the horizon; time_at_elevation then adds refraction at that zenith.
+_UPPER_LIMB_ON_HORIZON = -16.0 / 60.0
 _BISECTION_STEPS = 20  # 12 h / 2**20 < 0.05 s
 
 
@@ -77,6 +85,7 @@ SunTime = datetime | Polar
 """An aware UTC instant of the event, or why there is none."""
 
 
+@functools.lru_cache(maxsize=64)
 def _observer(site: Site) -> astral.Observer:
     return astral.Observer(latitude=site.latitude, longitude=site.longitude)
 
@@ -111,47 +120,44 @@ def _bisect(site: Site, above: datetime, below: datetime) -> datetime:
     return above + (below - above) / 2
 
 
-def _zone_with_noon_at(noon: datetime, wall: timedelta) -> tuple[timezone, date]:
-    """A fixed-offset zone in which `noon` shows as `wall` past midnight, and that date."""
-    utc_midnight = datetime.combine(noon.date(), time(), UTC)
-    return timezone(wall - (noon - utc_midnight)), noon.date()
+def _crossing(site: Site, rising: bool, earliest: datetime, latest: datetime) -> datetime | None:
+    """astral's horizon crossing in (earliest, latest), or None if it finds none there."""
+    observer = _observer(site)
+    direction = astral.SunDirection.RISING if rising else astral.SunDirection.SETTING
+    expected = (earliest + (latest - earliest) / 2).date()
+    for utc_day in (expected, expected - timedelta(days=1), expected + timedelta(days=1)):
+        try:
+            event: datetime = astral.sun.time_at_elevation(
+                observer, _UPPER_LIMB_ON_HORIZON, utc_day, direction, UTC
+            )
+        except ValueError:
+            continue
+        if earliest < event < latest:
+            return event
+    return None
+
+
+def _event(site: Site, day: date, rising: bool) -> SunTime:
+    noon = solar_noon(site, day)
+    midnight = noon - _HALF_DAY if rising else noon + _HALF_DAY
+    earliest, latest = sorted((noon, midnight))
+    event = _crossing(site, rising, earliest, latest)
+    if event is not None:
+        return event
+    if _elevation(site, noon) <= HORIZON_DEGREES:
+        return Polar.NIGHT
+    if _elevation(site, midnight) > HORIZON_DEGREES:
+        return Polar.DAY
+    return _bisect(site, above=noon, below=midnight)
 
 
 @functools.lru_cache(maxsize=4096)
 def sunset(site: Site, day: date) -> SunTime:
     """The sunset ending `day`'s daylight (see the module doc), in UTC."""
-    noon = solar_noon(site, day)
-    zone, zone_day = _zone_with_noon_at(noon, _EDGE_MARGIN)
-    try:
-        event: datetime = astral.sun.sunset(_observer(site), zone_day, zone)
-    except ValueError:
-        pass
-    else:
-        if noon - _EDGE_MARGIN < event < noon + _HALF_DAY + _EDGE_MARGIN:
-            return event.astimezone(UTC)
-    midnight = noon + _HALF_DAY
-    if _elevation(site, noon) <= HORIZON_DEGREES:
-        return Polar.NIGHT
-    if _elevation(site, midnight) > HORIZON_DEGREES:
-        return Polar.DAY
-    return _bisect(site, above=noon, below=midnight)
+    return _event(site, day, rising=False)
 
 
 @functools.lru_cache(maxsize=4096)
 def sunrise(site: Site, day: date) -> SunTime:
     """The sunrise starting `day`'s daylight (see the module doc), in UTC."""
-    noon = solar_noon(site, day)
-    zone, zone_day = _zone_with_noon_at(noon, timedelta(days=1) - _EDGE_MARGIN)
-    try:
-        event: datetime = astral.sun.sunrise(_observer(site), zone_day, zone)
-    except ValueError:
-        pass
-    else:
-        if noon - _HALF_DAY - _EDGE_MARGIN < event < noon + _EDGE_MARGIN:
-            return event.astimezone(UTC)
-    midnight = noon - _HALF_DAY
-    if _elevation(site, noon) <= HORIZON_DEGREES:
-        return Polar.NIGHT
-    if _elevation(site, midnight) > HORIZON_DEGREES:
-        return Polar.DAY
-    return _bisect(site, above=noon, below=midnight)
+    return _event(site, day, rising=True)

@@ -306,3 +306,8 @@ def test_reader_subtable_and_array_errors(tmp_path: Path) -> None:
         ("dev.b", "must be an array of tables ([[dev.b]])"),
         ("dev.e", "must be an array of strings, not an array"),
     ]
+
+
+def test_lights_section_passes_through_raw(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL + "[lights]\nfeedback_timeout = 3\n"))
+    assert config.devices["lights"] == {"feedback_timeout": 3}

@@ -7,7 +7,6 @@ framing over TCP, and RTU on a pseudo-terminal.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 
 import pytest
@@ -366,23 +365,29 @@ async def test_refused_pulse_owes_nothing() -> None:
 
 
 @async_test
-async def test_a_cancellation_arriving_with_the_answer_is_not_lost() -> None:
-    # pymodbus's wait_for (Python 3.11) can return the answer and drop a cancellation
-    # of the same loop turn; the request here does exactly that, deterministically.
+async def test_overlapping_reads_and_writes_each_get_their_answer() -> None:
+    # The poller reads while the lights and the MV monitor write, on one client.
+    async with rig() as (sim, driver):
+        calls = [driver.read() for _ in range(12)]
+        calls += [driver.set_contactor(1 + n % 4, n % 2 == 0) for n in range(12)]
+        results = await asyncio.gather(*calls)
+        assert all(isinstance(r, IOSnapshot) for r in results[:12])
+        assert len([w for w in sim.coil_writes if w.address < 4]) == 12
+
+
+@async_test
+async def test_a_cancelled_poll_loop_stops() -> None:
+    # pymodbus' wait_for may swallow a cancellation (Python 3.11); the driver re-raises it.
     async with rig() as (_, driver):
 
-        async def answered_then_cancelled(client: object) -> object:
-            response = await driver._execute("warm-up", lambda c: c.read_coils(0, count=1))
-            task = asyncio.current_task()
-            assert task is not None
-            task.cancel()
-            # The cancellation is delivered here and dropped, as wait_for does when
-            # the answer is already in.
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.sleep(0)
-            return response
+        async def poll() -> None:
+            while True:
+                await driver.read()
 
-        read = asyncio.create_task(driver._execute("read", answered_then_cancelled))  # type: ignore[arg-type]
-        with pytest.raises(asyncio.CancelledError):
-            await read
-        assert (await driver.read()).local_switch is False  # the driver is still usable
+        for _ in range(20):
+            task = asyncio.create_task(poll())
+            await asyncio.sleep(UNIT / 10)
+            task.cancel()
+            async with asyncio.timeout(4 * UNIT):  # a request's answer, not a retry
+                with pytest.raises(asyncio.CancelledError):
+                    await task

@@ -18,6 +18,7 @@ ARNHEM = Site(51.98, 5.91, ZoneInfo("Europe/Amsterdam"))
 TROMSO = Site(69.65, 18.96, ZoneInfo("Europe/Oslo"))
 QUITO = Site(-0.18, -78.47, ZoneInfo("America/Guayaquil"))
 KIRITIMATI = Site(1.87, -157.4, ZoneInfo("Pacific/Kiritimati"))  # UTC+14, far from its meridian
+YAKUTSK = Site(62.03, 129.73, ZoneInfo("Asia/Yakutsk"))
 MCMURDO = Site(-77.85, 166.67, ZoneInfo("Antarctica/McMurdo"))
 
 
@@ -86,6 +87,16 @@ NEAR_EDGE = timedelta(minutes=15)  # astral and NOAA drift apart where the sun g
             2 * MINUTE,
             id="tromso-after-polar-night",
         ),
+        # Sunrise at 23:58 UTC: astral.sun.sunrise cannot find it ("Unable to find a
+        # sunrise time on the date specified") although Yakutsk is far from any pole.
+        pytest.param(
+            YAKUTSK,
+            date(2026, 1, 28),
+            "2026-01-28 08:58:04",
+            "2026-01-28 16:10:38",
+            MINUTE,
+            id="yakutsk-sunrise-at-utc-midnight",
+        ),
         pytest.param(
             TROMSO, date(2026, 6, 21), "PolarDay", "PolarDay", MINUTE, id="tromso-midnight-sun"
         ),
@@ -142,6 +153,7 @@ SITES = [
     pytest.param(TROMSO, POLAR, id="tromso"),
     pytest.param(QUITO, MID_LATITUDE, id="quito"),
     pytest.param(KIRITIMATI, MID_LATITUDE, id="kiritimati"),
+    pytest.param(YAKUTSK, MID_LATITUDE, id="yakutsk"),
     pytest.param(MCMURDO, POLAR, id="mcmurdo"),
 ]
 

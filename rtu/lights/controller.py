@@ -1,0 +1,345 @@
+"""The lights controller: switches the streetlight contactors by schedule and override.
+
+Theory of operation
+-------------------
+One task, `control_loop`, owns the switching. It holds each contactor's
+profiles, the remote overrides and the site, all loaded from `lights.db` when
+the loop starts (so a restarted loop, or daemon, resumes from what is
+persisted), and runs the pure `rtu.lights.reconcile.Reconciler`:
+
+    IOPoller snapshot ─┐
+    schedule verdict  ─┼─▶ Reconciler.step ─▶ coil writes (IOModule), then
+    remote overrides  ─┘                      events (EventSink: the durable outbox)
+
+**When it steps.** On every snapshot the shared `IOPoller` publishes (every
+50 ms; the subscriber only stores it and wakes the loop), on every change of
+profiles, overrides, site or clock, and at the schedule's next change: the
+loop sleeps until `next_change`, at most `max_sleep` seconds (30 s), and then
+recomputes, so a switch happens within one poll period plus one Modbus write
+of its computed moment (well inside §7.10's 1 s), and a day change, a clock
+correction (`Clock.on_change`) or a Geolocation change
+(`ConfigurationKeys.on_change`, wired by `LightsSubsystem`) is picked up.
+
+**Schedule verdict cache.** `desired_state` is cached per contactor until the
+earlier of its `next_change` and `max_sleep` from now: the engine (sun
+positions) runs once per change, not 20 times a second. `next_change` looks
+only two schedule days ahead: beyond that the cap has us look again anyway.
+
+**Start-up never blinks.** Nothing is written before the first snapshot: the
+reconciler adopts the module's coils and feedback and writes a coil only when
+it differs from what is wanted (see `reconcile`). With the module unreachable,
+the poller keeps trying; the loop keeps its state and judges the first
+snapshot after the outage against it.
+
+**Events** are committed to the outbox (`EventSink.emit`) in the order the
+reconciler produced them, each stamped with `clock.now()` at the step that saw
+it. Only after they are committed is the "last reported" state written to
+`lights.db`: a crash in between re-derives and re-emits them (at-least-once,
+as the outbox promises), never loses them.
+
+**Mode notifications** (§6.7) are sent one per contactor, with its
+`contactorId`, also for the station-wide local switch (the §6.7 note allows
+either form). When the switch is released the contactors return to different
+modes (one may be under remote override), which a single message without
+`contactorId` could not say; sending one form always keeps the central simple.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+
+from os3p.messages import (
+    StationErrorCode,
+    StationStatus,
+    StatusNotificationRequest,
+    StreetlightMode,
+    StreetlightModeStatusNotificationRequest,
+    StreetlightStatus,
+    StreetlightStatusNotificationRequest,
+)
+from rtu.clock import Clock
+from rtu.events import EventSink
+from rtu.io.errors import IOModuleError
+from rtu.io.model import IOSnapshot
+from rtu.io.poller import IOPoller
+from rtu.lights.profiles import LightsStore
+from rtu.lights.reconcile import (
+    Command,
+    Effect,
+    Inputs,
+    LightsSwitched,
+    ModeChanged,
+    Reconciler,
+    Reported,
+    SwitchFailure,
+    mode_of,
+)
+from rtu.schedule import Profile, Site, desired_state, next_change
+
+__all__ = ["LightsController", "status_of"]
+
+log = logging.getLogger(__name__)
+
+# Schedule days `next_change` scans: the loop looks again after `max_sleep` anyway.
+_HORIZON_DAYS = 2
+
+
+def status_of(on: bool) -> StreetlightStatus:
+    return StreetlightStatus.ON if on else StreetlightStatus.OFF
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Verdict:
+    on: bool
+    until: datetime  # recompute at or after this instant...
+    until_monotonic: float  # ...or after this long, whichever is first: a wall clock
+    # stepped back (NTP, RTC) without a correction we hear of must not freeze it
+
+
+class LightsController:
+    """The shell around `Reconciler`: reads time, profiles and snapshots; writes coils."""
+
+    def __init__(
+        self,
+        *,
+        contactors: Iterable[int],
+        store: LightsStore,
+        poller: IOPoller,
+        sink: EventSink,
+        clock: Clock,
+        site: Site,
+        feedback_timeout: float = 2.0,
+        max_sleep: float = 30.0,
+    ) -> None:
+        self.contactors = tuple(sorted(contactors))
+        self._store = store
+        self._poller = poller
+        self._sink = sink
+        self._clock = clock
+        self._site = site
+        self._feedback_timeout = feedback_timeout
+        self._max_sleep = max_sleep
+        self._profiles: dict[int, tuple[Profile, ...]] = {}
+        self._overrides: dict[int, bool] = {}
+        self._cache: dict[int, _Verdict] = {}
+        self._snapshot: IOSnapshot | None = None  # the latest; None: module not answering
+        self._wake = asyncio.Event()
+        self.core = Reconciler(self.contactors, feedback_timeout=feedback_timeout)
+        poller.subscribe(self._on_snapshot)
+
+    # -- inputs from the rest of the daemon (all synchronous: they only wake the loop)
+
+    @property
+    def site(self) -> Site:
+        return self._site
+
+    def set_site(self, site: Site) -> None:
+        """Geolocation changed (ChangeConfiguration): sunrise and sunset move."""
+        self._site = site
+        self.recompute()
+
+    def recompute(self) -> None:
+        """Forget the cached verdicts (clock corrected, site or profiles changed)."""
+        self._cache.clear()
+        self._wake.set()
+
+    def set_profiles(self, profiles: Mapping[int, tuple[Profile, ...]]) -> None:
+        """The stored profiles changed; `profiles` is the whole new set."""
+        self._profiles = dict(profiles)
+        self.recompute()
+
+    def profiles(self, contactor: int) -> tuple[Profile, ...]:
+        return self._profiles.get(contactor, ())
+
+    def restore_overrides(self, held: Mapping[int, bool]) -> None:
+        """The persisted overrides, at start (no mode report owed: nothing changed)."""
+        self._overrides = dict(held)
+        self._wake.set()
+
+    def override(self, held: Mapping[int, bool]) -> None:
+        """Accepted OverrideStreetlight (already persisted): hold these states."""
+        self._overrides.update(held)
+        self.core.report_mode(held)
+        self._wake.set()
+
+    def resume(self, contactors: Iterable[int]) -> None:
+        """Accepted ResumeStreetlight (already persisted): back to the schedule."""
+        chosen = tuple(contactors)
+        for contactor in chosen:
+            self._overrides.pop(contactor, None)
+        self.core.report_mode(chosen)
+        self._wake.set()
+
+    @property
+    def local_switch(self) -> bool | None:
+        """The technician's switch as last read; None while the module was never read."""
+        latest = self._poller.latest
+        return latest.local_switch if latest is not None else self.core.local_switch
+
+    def lights(self, contactor: int) -> bool | None:
+        """The lights as the feedback input last showed them."""
+        return self.core.feedback(contactor)
+
+    def desired(self, contactor: int) -> bool:
+        """What override or schedule wants now (ignoring the local switch)."""
+        if contactor in self._overrides:
+            return self._overrides[contactor]
+        return self._verdict(contactor, self._clock.now()).on
+
+    def mode(self, contactor: int) -> StreetlightMode:
+        return mode_of(contactor, bool(self.local_switch), self._overrides)
+
+    def snapshot(self) -> dict[str, object]:
+        """For `rtu status`: per contactor, desired, actual, mode, coil."""
+        return {
+            "available": self.core.available,
+            "local_switch": self.local_switch,
+            "contactors": {
+                str(c): {
+                    "desired": self.desired(c),
+                    "actual": self.core.feedback(c),
+                    "coil": self.core.coil(c),
+                    "mode": str(self.mode(c)),
+                    "override": self._overrides.get(c),
+                    "power_switch_failure": self.core.reported(c).failed,
+                }
+                for c in self.contactors
+            },
+        }
+
+    def _on_snapshot(self, snapshot: IOSnapshot | None) -> None:
+        # Called by the poller: must be quick. The loop does the work.
+        self._snapshot = snapshot
+        self._wake.set()
+
+    # -- the loop ---------------------------------------------------------------
+
+    async def control_loop(self) -> None:
+        """Load the persisted state, then step on every wake-up. Runs until cancelled."""
+        self._profiles = await self._store.profiles()
+        self._overrides = await self._store.overrides()
+        reported = await self._store.reported()
+        self.core = Reconciler(
+            self.contactors, feedback_timeout=self._feedback_timeout, reported=reported
+        )
+        self._cache.clear()
+        self._snapshot = None  # judge only snapshots read from now on
+        saved = {c: self.core.reported(c) for c in self.contactors}
+        while True:
+            self._wake.clear()
+            now = self._clock.now()
+            schedule = {c: self._verdict(c, now).on for c in self.contactors}
+            effects = self.core.step(
+                Inputs(schedule, dict(self._overrides)),
+                self._snapshot,
+                now,
+                self._clock.monotonic(),
+            )
+            await self._perform(effects)
+            saved = await self._save_reported(saved)
+            await self._sleep(now)
+
+    async def _perform(self, effects: list[Effect]) -> None:
+        wrote = False
+        for effect in effects:
+            match effect:
+                case Command(contactor, on):
+                    wrote = True
+                    await self._write(contactor, on=on)
+                case LightsSwitched(contactor, on, unexpected, at):
+                    log.log(
+                        logging.WARNING if unexpected else logging.INFO,
+                        "contactor %d switched %s%s",
+                        contactor,
+                        "on" if on else "off",
+                        " unexpectedly" if unexpected else "",
+                    )
+                    await self._sink.emit(
+                        StreetlightStatusNotificationRequest(
+                            contactor_id=contactor,
+                            status=status_of(on),
+                            timestamp=at,
+                            unexpected=True if unexpected else None,
+                        )
+                    )
+                case ModeChanged(contactor, mode, at):
+                    log.info("contactor %d mode %s", contactor, mode)
+                    await self._sink.emit(
+                        StreetlightModeStatusNotificationRequest(
+                            contactor_id=contactor, mode=mode, timestamp=at
+                        )
+                    )
+                case SwitchFailure(contactor, failed, at):
+                    await self._sink.emit(self._failure_message(contactor, failed, at))
+        if wrote:
+            self._poller.poke()  # see the coil and feedback sooner
+
+    async def _write(self, contactor: int, *, on: bool) -> None:
+        try:
+            await self._poller.module.set_contactor(contactor, on)
+        except IOModuleError as exc:
+            log.warning("contactor %d: could not switch %s: %s", contactor, status_of(on), exc)
+            self.core.write_done(contactor, ok=False)
+            return
+        log.info("contactor %d commanded %s", contactor, status_of(on))
+        self.core.write_done(contactor, ok=True)
+
+    def _failure_message(
+        self, contactor: int, failed: bool, at: datetime
+    ) -> StatusNotificationRequest:
+        if failed:
+            info = f"contactor {contactor}: feedback does not follow the coil"
+            log.error("PowerSwitchFailure: %s", info)
+            return StatusNotificationRequest(
+                status=StationStatus.FAULTED,
+                error_code=StationErrorCode.POWER_SWITCH_FAILURE,
+                info=info,
+                timestamp=at,
+            )
+        info = f"contactor {contactor}: PowerSwitchFailure resolved"
+        log.info("%s", info)
+        return StatusNotificationRequest(
+            status=StationStatus.OK,
+            error_code=StationErrorCode.NO_ERROR,
+            info=info,
+            timestamp=at,
+        )
+
+    async def _save_reported(self, saved: dict[int, Reported]) -> dict[int, Reported]:
+        current = {c: self.core.reported(c) for c in self.contactors}
+        changed = {c: r for c, r in current.items() if saved.get(c) != r}
+        if changed:
+            await self._store.save_reported(changed)
+        return current
+
+    async def _sleep(self, now: datetime) -> None:
+        until = min(
+            (v.until for v in self._cache.values()),
+            default=now + timedelta(seconds=self._max_sleep),
+        )
+        seconds = min(self._max_sleep, max(0.0, (until - now).total_seconds()))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+
+    def _verdict(self, contactor: int, now: datetime) -> _Verdict:
+        cached = self._cache.get(contactor)
+        mono = self._clock.monotonic()
+        if cached is not None and now < cached.until and mono < cached.until_monotonic:
+            return cached
+        profiles = self._profiles.get(contactor, ())
+        cap = now + timedelta(seconds=self._max_sleep)
+        change = next_change(profiles, now, self._site, horizon_days=_HORIZON_DAYS)
+        until = cap if change is None else min(cap, change)
+        verdict = _Verdict(
+            desired_state(profiles, now, self._site),
+            until,
+            mono + (until - now).total_seconds(),
+        )
+        self._cache[contactor] = verdict
+        return verdict
