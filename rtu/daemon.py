@@ -52,7 +52,7 @@ from rtu.schedule.sun import Polar, SunTime, sunrise, sunset
 from rtu.state.store import PreviousRun, StateStore
 from rtu.status import write_snapshot
 from rtu.storage import DatabaseThread
-from rtu.subsystems import DeviceConfig, Subsystem, build_subsystems, close_all
+from rtu.subsystems import Built, DeviceConfig, build_subsystems, close_all
 from rtu.supervise import Health, supervised
 from rtu.systemd import Notifier, watchdog_loop
 from rtu.triggers import Triggers
@@ -126,7 +126,7 @@ class Daemon:
         self.outbox: Outbox | None = None
         self.events: EventSink | None = None
         self.keys: ConfigurationKeys | None = None
-        self.subsystems: list[Subsystem] = []
+        self.built: Built | None = None
 
     def boot_request(self) -> BootNotificationRequest:
         station = self.config.station
@@ -224,9 +224,11 @@ class Daemon:
         keys.on_change("websocketPingInterval", lambda v: setattr(link, "ping_interval", float(v)))
         self.triggers.on_trigger(MessageTrigger.BOOT_NOTIFICATION, link.trigger_boot)
         self.triggers.on_trigger(MessageTrigger.HEARTBEAT, link.heartbeat_now)
-        built = build_subsystems(self.devices, clock=self.clock, events=self.events)
-        self.subsystems = built.all
-        for subsystem in self.subsystems:
+        built = await build_subsystems(
+            self.config, self.devices, clock=self.clock, events=self.events, keys=keys
+        )
+        self.built = built
+        for subsystem in built.all:
             subsystem.register(router, self.triggers)
 
         await self._report_start(previous, state, outbox)
@@ -266,7 +268,7 @@ class Daemon:
                 await link.close()
                 for task in [*loops, *self._background]:
                     task.cancel()
-            await close_all(self.subsystems)
+            await close_all(built)
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
@@ -281,7 +283,10 @@ class Daemon:
             "HeartbeatInterval": self.config.link.heartbeat_interval,
             "websocketPingInterval": self.config.link.websocket_ping_interval,
             "Geolocation": (self.config.site.latitude, self.config.site.longitude),
-            "StreetlightProfileMaxStackLevel": 16,
+            # The [lights] section's limit is the default of the OS³P key (§7.1 Table 9).
+            "StreetlightProfileMaxStackLevel": (
+                self.devices.lights.max_stack_level if self.devices.lights is not None else 10
+            ),
             "MeterValueSampleInterval": 0,
             "ClockAlignedDataInterval": 900,
         }
@@ -381,7 +386,11 @@ class Daemon:
             },
             "clock_offset_s": self.clock.offset.total_seconds(),
             "failing_loops": dict(self.health.failing),
-            **{k: v for subsystem in self.subsystems for k, v in subsystem.snapshot().items()},
+            **(
+                {k: v for sub in self.built.all for k, v in sub.snapshot().items()}
+                if self.built is not None
+                else {}
+            ),
         }
 
     async def _status_loop(self) -> None:

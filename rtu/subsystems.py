@@ -1,8 +1,8 @@
 """The daemon's composition root for the device subsystems.
 
-`rtu.config` leaves the device sections (`[io]`, `[[meters]]`, `[mqtt]`, `[mv]`,
-`[alarms]`, ...) to their owners; this module knows the owners. It reads every
-section at start through the shared `TableReader` — all problems of all
+`rtu.config` leaves the device sections (`[io]`, `[lights]`, `[mv]`, `[alarms]`,
+`[[meters]]`, `[mqtt]`) to their owners; this module knows the owners. It reads
+every section at start through the shared `TableReader` — all problems of all
 sections reported together, before anything runs — and builds the subsystems.
 A section present in the file with no driver in this build is an error, not
 ignored: a technician who configured a device must not believe it is in use.
@@ -13,6 +13,9 @@ Every subsystem offers the same small surface to the daemon:
     loops()                      named long-running coroutines (run supervised)
     snapshot()                   what `rtu status` shows of it
     close()                      release devices at stop
+
+The I/O module is shared: one `IOPoller` reads it for the lights controller
+(feedback, local switch) and the MV monitor (indicator contacts).
 """
 
 from __future__ import annotations
@@ -23,16 +26,29 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from rtu.clock import Clock
-from rtu.config import Config, Problems
+from rtu.config import Config, Problems, TableReader
+from rtu.configkeys import ConfigurationKeys
 from rtu.events import EventSink
+from rtu.io.config import IOConfig, read_io_config
+from rtu.io.modbus import ModbusIOModule
+from rtu.io.poller import IOPoller
+from rtu.lights.config import LightsConfig, read_lights_config
+from rtu.lights.subsystem import LightsSubsystem
 from rtu.supervision.config import SupervisionConfig, read_supervision_config
 from rtu.supervision.subsystem import SupervisionSubsystem
 from rtu.triggers import Triggers
 
-__all__ = ["DeviceConfig", "Subsystem", "build_subsystems", "close_all", "read_device_config"]
+__all__ = [
+    "Built",
+    "DeviceConfig",
+    "Subsystem",
+    "build_subsystems",
+    "close_all",
+    "read_device_config",
+]
 
 # Sections this build reads; every other one in the file is reported.
-_KNOWN_SECTIONS = frozenset({"mv", "alarms"})
+_KNOWN_SECTIONS = frozenset({"io", "lights", "mv", "alarms"})
 
 
 class Subsystem(Protocol):
@@ -47,7 +63,19 @@ class Subsystem(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class DeviceConfig:
+    io: IOConfig | None
+    lights: LightsConfig | None
     supervision: SupervisionConfig
+
+
+def _section(config: Config, name: str, problems: Problems) -> TableReader | None:
+    if name not in config.devices:
+        return None
+    raw = config.devices[name]
+    if not isinstance(raw, dict):
+        problems.add(name, f"must be a table ([{name}])")
+        return None
+    return TableReader(raw, name, problems, config.file.parent)
 
 
 def read_device_config(config: Config) -> DeviceConfig:
@@ -55,31 +83,76 @@ def read_device_config(config: Config) -> DeviceConfig:
     problems = Problems(config.file)
     for name in sorted(set(config.devices) - _KNOWN_SECTIONS):
         problems.add(name, "this build has no driver for this section yet")
+    io_section = _section(config, "io", problems)
+    io = read_io_config(io_section) if io_section is not None else None
+    lights_section = _section(config, "lights", problems)
+    lights: LightsConfig | None = None
+    if io is not None:
+        empty = TableReader({}, "lights", problems, config.file.parent)
+        lights = read_lights_config(lights_section if lights_section is not None else empty)
+    elif lights_section is not None:
+        problems.add("lights", "needs an [io] section: the contactors are driven through it")
+    groups = [group.name for group in io.iomap.indicators] if io is not None else []
     supervision = read_supervision_config(
-        config.devices, problems, config.file.parent, indicator_groups=()
+        config.devices, problems, config.file.parent, indicator_groups=groups
     )
     problems.raise_if_any()
-    return DeviceConfig(supervision=supervision)
+    return DeviceConfig(io=io, lights=lights, supervision=supervision)
 
 
 @dataclasses.dataclass
 class Built:
+    poller: IOPoller | None
+    lights: LightsSubsystem | None
     supervision: SupervisionSubsystem
 
     @property
     def all(self) -> list[Subsystem]:
-        return [self.supervision]
+        return [s for s in (self.lights, self.supervision) if s is not None]
+
+    def loops(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
+        own = [("io-poller", self.poller.poll_loop)] if self.poller is not None else []
+        return own + [loop for subsystem in self.all for loop in subsystem.loops()]
 
 
-def build_subsystems(devices: DeviceConfig, *, clock: Clock, events: EventSink) -> Built:
+async def build_subsystems(
+    config: Config,
+    devices: DeviceConfig,
+    *,
+    clock: Clock,
+    events: EventSink,
+    keys: ConfigurationKeys,
+) -> Built:
+    poller: IOPoller | None = None
+    lights: LightsSubsystem | None = None
+    if devices.io is not None:
+        module = ModbusIOModule(devices.io.iomap, devices.io.endpoint)
+        poller = IOPoller(module, period=devices.io.poll_period, retry=devices.io.retry)
+        if devices.lights is not None:
+            lights = await LightsSubsystem.open(
+                data_dir=config.data.dir,
+                contactors=[c.number for c in devices.io.iomap.contactors],
+                poller=poller,
+                sink=events,
+                clock=clock,
+                keys=keys,
+                zone=config.site.timezone,
+                config=devices.lights,
+            )
     supervision = SupervisionSubsystem(
-        devices.supervision, sink=events, clock=clock, poller=None, indicators=()
+        devices.supervision,
+        sink=events,
+        clock=clock,
+        poller=poller,
+        indicators=devices.io.iomap.indicators if devices.io is not None else (),
     )
-    return Built(supervision=supervision)
+    return Built(poller=poller, lights=lights, supervision=supervision)
 
 
-async def close_all(subsystems: Sequence[Subsystem]) -> None:
-    for subsystem in subsystems:
+async def close_all(built: Built) -> None:
+    for subsystem in built.all:
         result = subsystem.close()
         if inspect.isawaitable(result):
             await result
+    if built.poller is not None:
+        await built.poller.module.close()
