@@ -1,9 +1,16 @@
-"""`make demo`: a central endpoint and stations on loopback, booting and heartbeating.
+"""`make demo`: the whole system on loopback — central, 3 stations, their simulators.
 
-This is the protocol-level demo: it runs the OS³P shell on both ends (the
-central answers BootNotification and Heartbeat, each station boots, then
-heartbeats every few seconds) and prints what crosses the wire, until Ctrl-C.
-The full rig (daemons, simulators, schedules) grows on top of it.
+What it shows, live, until Ctrl-C:
+1. the central system starts (embedded SQLite) and registers three stations;
+2. each station's daemon starts against its own Modbus I/O module simulator,
+   connects, boots and is Accepted;
+3. a streetlight schedule with periods seconds apart is installed on every
+   station (contactor 1: on at +10 s for 20 s, again at +45 s for 15 s;
+   contactor 2: on at +20 s for 30 s), and the lights switch on the simulators;
+4. at +35 s an over-current trip on SUBS003's MV indicator: the fault shows up;
+   at +55 s the central resets the indicators and it clears;
+5. a table refreshes every second: link, boot, lights and modes per contactor,
+   open faults, last seen — all read back from the central's operator API.
 """
 
 from __future__ import annotations
@@ -11,129 +18,146 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import signal
-from datetime import UTC, datetime
+import sys
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from websockets.asyncio.server import ServerConnection
+from hil.rig import Rig
 
-from os3p.client import open_connection
-from os3p.connection import Connection
-from os3p.messages import (
-    BootNotificationRequest,
-    BootNotificationResponse,
-    HeartbeatRequest,
-    HeartbeatResponse,
-    RegistrationStatus,
-)
-from os3p.router import Router
-from os3p.server import open_server
-from os3p.session import Role, Session
-from os3p.validation import Validator
-
-log = logging.getLogger("demo")
+SITE_ZONE = ZoneInfo("Europe/Amsterdam")
 
 
-class DemoCentral:
-    """Accepts every station it was told about, with a short heartbeat interval."""
+def _absolute(at: datetime) -> dict[str, str]:
+    return {"kind": "Absolute", "time": at.astimezone(SITE_ZONE).strftime("%H:%M:%S")}
 
-    def __init__(self, stations: set[str], interval: int) -> None:
-        self.stations = stations
-        self.interval = interval
-        self.validator = Validator()
-        self.router: Router[str] = Router()
-        self.router.add(BootNotificationRequest, self.boot)
-        self.router.add(HeartbeatRequest, self.heartbeat)
 
-    def is_known(self, station_id: str) -> bool:
-        return station_id in self.stations
+def demo_profile(contactor: int, start: datetime, periods: list[tuple[int, int]]) -> dict[str, Any]:
+    """A SetStreetlightProfile payload: on/off `periods` (seconds from `start`)."""
+    local = start.astimezone(SITE_ZONE)
+    # §7.10.1: a schedule day runs from 12:00 to 11:59:59; validFrom names that day.
+    day = local.date() if local.hour >= 12 else local.date() - timedelta(days=1)
+    return {
+        "contactorId": contactor,
+        "clearAllSchedules": True,
+        "streetlightProfiles": [
+            {
+                "profileId": 100 + contactor,
+                "stackLevel": 1,
+                "recurrencyKind": "Daily",
+                "validFrom": f"{day.isoformat()}T00:00:00",
+                "daySchedule": [
+                    {
+                        "start": _absolute(start + timedelta(seconds=on)),
+                        "end": _absolute(start + timedelta(seconds=off)),
+                    }
+                    for on, off in periods
+                ],
+            }
+        ],
+    }
 
-    def check_password(self, station_id: str, password: str | None) -> bool:
-        return True
 
-    async def boot(
-        self, request: BootNotificationRequest, station_id: str
-    ) -> BootNotificationResponse:
-        print(
-            f"central  ← {station_id}: BootNotification {request.vendor} {request.model}"
-            f" fw {request.firmware_version}"
+def render(stations: list[dict[str, Any]], started: datetime, events: list[str]) -> str:
+    elapsed = (datetime.now(SITE_ZONE) - started).total_seconds()
+    lines = [f"OS³P HIL demo — {elapsed:5.0f} s — Ctrl-C stops everything", ""]
+    header = (
+        f"{'STATION':<9} {'LINK':<9} {'BOOT':<9} {'CONTACTOR 1':<22} {'CONTACTOR 2':<22} FAULTS"
+    )
+    lines.append(header)
+    lines.append("-" * len(header))
+    for s in stations:
+        cells = []
+        for contactor in ("1", "2"):
+            light = s.get("lights", {}).get(contactor, {}).get("status", "-")
+            mode = s.get("modes", {}).get(contactor, {}).get("mode", "")
+            cells.append(f"{light:<4} {mode}")
+        faults = ", ".join(
+            f"{f['errorCode']}" + (f" ({f['info']})" if f.get("info") else "")
+            for f in s.get("openFaults", [])
         )
-        return BootNotificationResponse(
-            status=RegistrationStatus.ACCEPTED,
-            current_time=datetime.now(UTC),
-            interval=self.interval,
-        )
-
-    async def heartbeat(self, request: HeartbeatRequest, station_id: str) -> HeartbeatResponse:
-        print(f"central  ← {station_id}: Heartbeat")
-        return HeartbeatResponse(current_time=datetime.now(UTC))
-
-    async def handle(self, websocket: ServerConnection, station_id: str) -> None:
-        print(f"central  : {station_id} connected")
-        session = Session(Role.CENTRAL, self.validator, implemented=self.router.actions)
-        await Connection(websocket, session, self.router, station_id, peer=station_id).run()
-        print(f"central  : {station_id} disconnected")
+        link = "online" if s.get("connected") else "offline"
+        boot = s.get("bootStatus") or "-"
+        row = f"{s['id']:<9} {link:<9} {boot:<9} {cells[0]:<22} {cells[1]:<22}"
+        lines.append(f"{row} {faults or 'none'}")
+    lines += ["", "events:"] + [f"  {e}" for e in events[-8:]]
+    return "\n".join(lines)
 
 
-async def run_station(endpoint: str, station_id: str, validator: Validator) -> None:
-    websocket = await open_connection(endpoint, station_id)
-    router: Router[None] = Router()
-    session = Session(Role.STATION, validator, implemented=router.actions)
-    connection = Connection(websocket, session, router, None, peer=station_id)
-    async with asyncio.TaskGroup() as tasks:
-        tasks.create_task(connection.run())
-        boot = await connection.call_typed(
-            BootNotificationRequest(
-                vendor="OpenGrid",
-                model="RTU-DEMO",
-                station_number=station_id[-10:],
-                serial_number=f"SN-{station_id}",
-                firmware_version="0.1.0",
-                iccid="89310000000000000000",
-                imsi="204080000000000",
-            ),
-            BootNotificationResponse,
-        )
-        print(f"{station_id}: boot {boot.status}, heartbeat every {boot.interval} s")
-        while not connection.closed:
-            await asyncio.sleep(boot.interval)
-            answer = await connection.call_typed(HeartbeatRequest(), HeartbeatResponse)
-            print(f"{station_id}: heartbeat answered, central time {answer.current_time:%H:%M:%S}")
-
-
-async def main_async(stations: int, interval: int) -> None:
-    ids = {f"SUBS{n:03d}" for n in range(1, stations + 1)}
-    central = DemoCentral(ids, interval)
-    server = await open_server(central.handle, central, host="127.0.0.1", port=0)
-    port = server.sockets[0].getsockname()[1]
-    endpoint = f"ws://127.0.0.1:{port}/OS3P"
-    print(f"central listening on {endpoint}/<station> — Ctrl-C stops everything")
+async def run_demo(workdir: Path, stations: int, duration: float | None) -> int:
+    rig = Rig(workdir, stations, heartbeat=10)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with asyncio.TaskGroup() as tasks:
-        runners = [
-            tasks.create_task(run_station(endpoint, i, central.validator)) for i in sorted(ids)
-        ]
-        await stop.wait()
-        for runner in runners:
-            runner.cancel()
-    server.close()
-    await server.wait_closed()
-    print("stopped")
+    events: list[str] = []
+    interactive = sys.stdout.isatty()
+    try:
+        print(f"starting the rig in {workdir} …", flush=True)
+        await rig.start()
+        await rig.until_all_accepted(timeout=60)
+        started = datetime.now(SITE_ZONE)
+
+        def note(text: str) -> None:
+            events.append(f"{datetime.now(SITE_ZONE):%H:%M:%S} {text}")
+
+        note(f"all {stations} stations Accepted; installing the schedule")
+        for station in rig.stations:
+            for contactor, periods in ((1, [(10, 30), (45, 60)]), (2, [(20, 50)])):
+                answer = await rig.command(
+                    station.station_id,
+                    "SetStreetlightProfile",
+                    demo_profile(contactor, started, periods),
+                )
+                status = answer["response"]["status"]
+                note(
+                    f"{station.station_id} contactor {contactor}: SetStreetlightProfile → {status}"
+                )
+        tripped = reset = False
+        while not stop.is_set():
+            elapsed = (datetime.now(SITE_ZONE) - started).total_seconds()
+            last = rig.stations[-1]
+            if elapsed >= 35 and not tripped:
+                tripped = True
+                await rig.io_command(last, "trip MV1 overcurrent")
+                await rig.io_command(last, "clear MV1 overcurrent")
+                note(f"{last.station_id}: over-current passes MV1 (the indicator latches)")
+            if elapsed >= 55 and not reset:
+                reset = True
+                answer = await rig.command(last.station_id, "ResetMVFaultIndicator", {})
+                status = answer["response"]["status"]
+                note(f"{last.station_id}: ResetMVFaultIndicator → {status}")
+            view = render(await rig.station_views(), started, events)
+            print(("\033[2J\033[H" if interactive else "\n") + view, flush=True)
+            if duration is not None and elapsed >= duration:
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await stop.wait()
+        return 0
+    finally:
+        print("stopping …", flush=True)
+        await rig.stop()
+        print("stopped", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stations", type=int, default=3)
-    parser.add_argument("--interval", type=int, default=5, help="heartbeat interval in seconds")
-    args = parser.parse_args()
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    parser.add_argument(
+        "--duration", type=float, help="stop after this many seconds (default: Ctrl-C)"
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main_async(args.stations, args.interval))
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the rig's files here (default: a temp dir)"
+    )
+    args = parser.parse_args()
+    if args.workdir is not None:
+        sys.exit(asyncio.run(run_demo(args.workdir, args.stations, args.duration)))
+    with tempfile.TemporaryDirectory(prefix="os3p-demo-") as tmp:
+        sys.exit(asyncio.run(run_demo(Path(tmp), args.stations, args.duration)))
 
 
 if __name__ == "__main__":

@@ -262,6 +262,10 @@ class Daemon:
                         watchdog_loop(self.notifier, self.health.healthy), name="watchdog"
                     ),
                 ]
+                loops += [
+                    tasks.create_task(supervised(name, factory, self.health), name=name)
+                    for name, factory in built.loops()
+                ]
                 await self.stop_requested.wait()
                 self.notifier.stopping()
                 log.info("stopping")
