@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import timedelta
 
-from websockets.asyncio.server import ServerConnection
-
-from os3p.connection import Connection
 from os3p.messages import (
     BootNotificationRequest,
-    BootNotificationResponse,
-    HeartbeatRequest,
-    HeartbeatResponse,
     MessageTrigger,
     RegistrationStatus,
     TriggerMessageRequest,
@@ -24,13 +17,11 @@ from os3p.messages import (
     TriggerMessageStatus,
 )
 from os3p.router import Router
-from os3p.session import Role, Session
-from os3p.validation import Validator
 from rtu.clock import Clock
 from rtu.link import Link, LinkSettings, LinkState, boot_fields
 from tests.support.aio import UNIT, eventually, run
+from tests.support.central import VALIDATOR, MemoryRecords, ScriptedCentral
 
-VALIDATOR = Validator()
 BOOT = BootNotificationRequest(
     vendor="OpenGrid",
     model="RTU-1",
@@ -42,82 +33,11 @@ BOOT = BootNotificationRequest(
 )
 
 
-@dataclass
-class MemoryRecords:
-    """The boot record as the state database keeps it (in memory for these tests)."""
-
-    accepted: tuple[dict[str, str], str] | None = None
-    offsets: list[timedelta] = field(default_factory=list)
-
-    async def boot_due(self, fields: Mapping[str, str], endpoint: str) -> bool:
-        return self.accepted != (dict(fields), endpoint)
-
-    async def record_accepted_boot(
-        self, fields: Mapping[str, str], endpoint: str, at: datetime
-    ) -> None:
-        self.accepted = (dict(fields), endpoint)
-
-    async def save_clock_offset(self, offset: timedelta) -> None:
-        self.offsets.append(offset)
-
-
-class ScriptedCentral:
-    """Answers BootNotification from a script of statuses; records what arrives."""
-
-    def __init__(
-        self, statuses: list[tuple[RegistrationStatus, int]], *, skew: timedelta = timedelta(0)
-    ) -> None:
-        self.statuses = statuses
-        self.skew = skew
-        self.received: list[tuple[float, str]] = []
-        self.connections: list[Connection[str]] = []
-        self.router: Router[str] = Router()
-        self.router.add(BootNotificationRequest, self.boot)
-        self.router.add(HeartbeatRequest, self.heartbeat)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.skew
-
-    def count(self, action: str) -> int:
-        return sum(1 for _, a in self.received if a == action)
-
-    async def boot(
-        self, request: BootNotificationRequest, station: str
-    ) -> BootNotificationResponse:
-        self.received.append((asyncio.get_running_loop().time(), "BootNotification"))
-        status, interval = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
-        if status is RegistrationStatus.REJECTED:
-            # §3.1 Rejected: "the Central System will terminate the connection"
-            asyncio.get_running_loop().call_later(
-                0.05, lambda: asyncio.ensure_future(self.connections[-1].close())
-            )
-        return BootNotificationResponse(status=status, current_time=self.now(), interval=interval)
-
-    async def heartbeat(self, request: HeartbeatRequest, station: str) -> HeartbeatResponse:
-        self.received.append((asyncio.get_running_loop().time(), "Heartbeat"))
-        return HeartbeatResponse(current_time=self.now())
-
-    def is_known(self, station_id: str) -> bool:
-        return True
-
-    def check_password(self, station_id: str, password: str | None) -> bool:
-        return True
-
-    async def handle(self, websocket: ServerConnection, station_id: str) -> None:
-        session = Session(Role.CENTRAL, VALIDATOR, implemented=self.router.actions)
-        connection = Connection(websocket, session, self.router, station_id, peer=station_id)
-        self.connections.append(connection)
-        await connection.run()
-
-
 @contextlib.asynccontextmanager
 async def rig(
     central: ScriptedCentral, records: MemoryRecords, *, heartbeat: float = 60.0
 ) -> AsyncIterator[tuple[Link, str]]:
-    from os3p.server import open_server
-
-    server = await open_server(central.handle, central)
-    endpoint = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/OS3P"
+    endpoint = await central.start()
     router: Router[None] = Router()
     link = Link(
         LinkSettings(
@@ -149,8 +69,7 @@ async def rig(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        server.close()
-        await server.wait_closed()
+        await central.stop()
 
 
 def test_first_boot_accepted_then_heartbeats() -> None:
@@ -236,7 +155,7 @@ def test_rejected_waits_interval_then_retries() -> None:
                 timeout=10 * UNIT,
                 what="accepted on retry",
             )
-            boots = [t for t, a in central.received if a == "BootNotification"]
+            boots = [t for t, a, _ in central.received if a == "BootNotification"]
             assert len(boots) == 2
             assert boots[1] - boots[0] >= 1.0  # §3.1: interval used as the wait before retrying
             assert len(central.connections) == 2

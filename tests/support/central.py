@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +29,25 @@ from os3p.session import Role, Session
 from os3p.validation import Validator
 
 VALIDATOR = Validator()
+
+
+@dataclass
+class MemoryRecords:
+    """The station's boot record as the state database keeps it, in memory (link tests)."""
+
+    accepted: tuple[dict[str, str], str] | None = None
+    offsets: list[timedelta] = field(default_factory=list)
+
+    async def boot_due(self, fields: Mapping[str, str], endpoint: str) -> bool:
+        return self.accepted != (dict(fields), endpoint)
+
+    async def record_accepted_boot(
+        self, fields: Mapping[str, str], endpoint: str, at: datetime
+    ) -> None:
+        self.accepted = (dict(fields), endpoint)
+
+    async def save_clock_offset(self, offset: timedelta) -> None:
+        self.offsets.append(offset)
 
 
 class ScriptedCentral:

@@ -4,38 +4,24 @@ faults -> durable outbox -> real websocket -> a scripted central, started afterw
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection
-
 from os3p.actions import Action
-from os3p.connection import Connection
 from os3p.messages import (
     BootNotificationRequest,
-    BootNotificationResponse,
-    HeartbeatRequest,
-    HeartbeatResponse,
     MessageTrigger,
-    RegistrationStatus,
     StationErrorCode,
     StatusNotificationRequest,
-    StatusNotificationResponse,
     TestMVFaultIndicatorRequest,
     TestMVFaultIndicatorResponse,
     TestMVFaultIndicatorStatus,
     TriggerMessageRequest,
     TriggerMessageResponse,
     TriggerMessageStatus,
-    to_payload,
 )
 from os3p.router import Router
-from os3p.server import open_server
-from os3p.session import Role, Session
 from os3p.validation import Validator
 from rtu.clock import Clock
 from rtu.events import EventSink
@@ -50,6 +36,7 @@ from rtu.triggers import Triggers
 from tests.hil.support import UNIT, async_test, rig
 from tests.rtu.supervision.support import MV_SETTINGS, WAIT
 from tests.support.aio import eventually
+from tests.support.central import MemoryRecords, ScriptedCentral
 
 VALIDATOR = Validator()
 BOOT = BootNotificationRequest(
@@ -62,62 +49,6 @@ BOOT = BootNotificationRequest(
     imsi="",
 )
 CONFIG = SupervisionConfig(groups=("MV1", "MV2"), mv=MV_SETTINGS, board_temperature_period=UNIT / 5)
-
-
-class Central:
-    """Accepts the station and stores every StatusNotification payload in arrival order."""
-
-    def __init__(self) -> None:
-        self.notes: list[dict[str, Any]] = []
-        self.connections: list[Connection[str]] = []
-        self.router: Router[str] = Router()
-        self.router.add(BootNotificationRequest, self.boot)
-        self.router.add(HeartbeatRequest, self.heartbeat)
-        self.router.add(StatusNotificationRequest, self.status)
-
-    async def boot(
-        self, request: BootNotificationRequest, station: str
-    ) -> BootNotificationResponse:
-        return BootNotificationResponse(
-            status=RegistrationStatus.ACCEPTED, current_time=datetime.now(UTC), interval=60
-        )
-
-    async def heartbeat(self, request: HeartbeatRequest, station: str) -> HeartbeatResponse:
-        return HeartbeatResponse(current_time=datetime.now(UTC))
-
-    async def status(
-        self, request: StatusNotificationRequest, station: str
-    ) -> StatusNotificationResponse:
-        self.notes.append(to_payload(request))
-        return StatusNotificationResponse()
-
-    def is_known(self, station_id: str) -> bool:
-        return True
-
-    def check_password(self, station_id: str, password: str | None) -> bool:
-        return True
-
-    async def handle(self, websocket: ServerConnection, station_id: str) -> None:
-        session = Session(Role.CENTRAL, VALIDATOR, implemented=self.router.actions)
-        connection = Connection(websocket, session, self.router, station_id, peer=station_id)
-        self.connections.append(connection)
-        await connection.run()
-
-
-@dataclasses.dataclass
-class Records:
-    accepted: tuple[dict[str, str], str] | None = None
-
-    async def boot_due(self, fields: Mapping[str, str], endpoint: str) -> bool:
-        return self.accepted != (dict(fields), endpoint)
-
-    async def record_accepted_boot(
-        self, fields: Mapping[str, str], endpoint: str, at: datetime
-    ) -> None:
-        self.accepted = (dict(fields), endpoint)
-
-    async def save_clock_offset(self, offset: timedelta) -> None:
-        pass
 
 
 def summary(notes: list[dict[str, Any]]) -> list[tuple[str, str, str | None]]:
@@ -179,9 +110,8 @@ async def test_faults_raised_offline_arrive_in_order_and_trigger_reports_the_sta
             ]
 
             # --- the central comes up: the station connects, the pump delivers ---------
-            central = Central()
-            server = await open_server(central.handle, central)
-            endpoint = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/OS3P"
+            central = ScriptedCentral()
+            endpoint = await central.start()
             router: Router[None] = Router()
             link = Link(
                 LinkSettings(
@@ -193,7 +123,7 @@ async def test_faults_raised_offline_arrive_in_order_and_trigger_reports_the_sta
                 ),
                 router,
                 None,
-                records=Records(),
+                records=MemoryRecords(),
                 clock=clock,
                 validator=VALIDATOR,
                 heartbeat_interval=60,
@@ -218,8 +148,8 @@ async def test_faults_raised_offline_arrive_in_order_and_trigger_reports_the_sta
                 )
             )
             try:
-                await eventually(lambda: len(central.notes) == 8, timeout=WAIT)
-                assert summary(central.notes) == [
+                await eventually(lambda: len(central.of("StatusNotification")) == 8, timeout=WAIT)
+                assert summary(central.of("StatusNotification")) == [
                     ("HighTemperature", "Faulted", "BoardTemperature: 90 C >= 85"),
                     ("NoError", "Ok", "HighTemperature resolved: BoardTemperature"),
                     ("GroundFailure", "Faulted", "MV1"),
@@ -233,7 +163,7 @@ async def test_faults_raised_offline_arrive_in_order_and_trigger_reports_the_sta
                     ("NoError", "Faulted", "PowerSwitchFailure resolved: contactor 3"),
                     ("NoError", "Faulted", "PowerMeterFailure resolved: station-analyser"),
                 ]
-                assert central.notes[2]["test"] is False
+                assert central.of("StatusNotification")[2]["test"] is False
                 await eventually(lambda: outbox.depth() == 0, timeout=WAIT)
 
                 # TriggerMessage StatusNotification: the station as a whole, now.
@@ -242,8 +172,8 @@ async def test_faults_raised_offline_arrive_in_order_and_trigger_reports_the_sta
                     TriggerMessageRequest(requested_message=MessageTrigger.STATUS_NOTIFICATION)
                 )
                 assert answer == TriggerMessageResponse(status=TriggerMessageStatus.ACCEPTED)
-                await eventually(lambda: len(central.notes) == 9, timeout=WAIT)
-                assert summary(central.notes[8:]) == [
+                await eventually(lambda: len(central.of("StatusNotification")) == 9, timeout=WAIT)
+                assert summary(central.of("StatusNotification")[8:]) == [
                     (
                         "GroundFailure",
                         "Faulted",
@@ -259,8 +189,7 @@ async def test_faults_raised_offline_arrive_in_order_and_trigger_reports_the_sta
                 supervision.close()
                 for task in owned:
                     task.cancel()
-                server.close()
-                await server.wait_closed()
+                await central.stop()
     finally:
         await outbox.close()
 
