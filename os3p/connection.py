@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, Generic, TypeVar
 
 import msgspec
 from websockets.asyncio.connection import Connection as WebSocket
@@ -33,6 +33,39 @@ from os3p.session import (
 )
 
 __all__ = ["Connection"]
+
+
+class _Resume:
+    """Awaitable that carries on driving a coroutine started by hand with `send(None)`.
+
+    `yielded` is what the coroutine gave back when it suspended (the future it waits
+    for); the awaiting task blocks on it exactly as if it had run the coroutine from
+    the start. This is the delegation `yield from` does, for a coroutine already begun.
+    """
+
+    def __init__(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+        self._coro = coro
+        self._yielded = yielded
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        value = self._yielded
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                self._coro.close()
+                raise
+            except BaseException as exc:  # cancellation included: hand it to the handler
+                try:
+                    value = self._coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    value = self._coro.send(sent)
+                except StopIteration:
+                    return
+
 
 Ctx = TypeVar("Ctx")
 Resp = TypeVar("Resp", bound=msgspec.Struct)
@@ -99,7 +132,7 @@ class Connection(Generic[Ctx]):
         match event:
             case CallReceived():
                 if tasks is not None:
-                    tasks.create_task(self._handle(event), name=f"os3p-{event.action}")
+                    self._start_handler(event, tasks)
             case CallCompleted(message_id=message_id, response=response):
                 waiter = self._waiters.pop(message_id, None)
                 if waiter is not None and not waiter.done():
@@ -117,7 +150,32 @@ class Connection(Generic[Ctx]):
                     "%s: dropped %s: %s (late after timeout?)", self.peer, message_id, reason
                 )
 
-    async def _handle(self, event: CallReceived) -> None:
+    def _start_handler(self, event: CallReceived, tasks: asyncio.TaskGroup) -> None:
+        """Run the handler inline; only if it suspends does it continue as a task.
+
+        Most handlers answer from memory or after one database call. Run inline, a
+        handler that does not suspend has queued its answer before the receive loop's
+        next flush, without the cost of a task per CALL (the largest part of the
+        central's per-message overhead). One that suspends is resumed by a task in
+        the connection's TaskGroup, exactly where it stopped, and flushes itself.
+        """
+        coro = self._answer(event)
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return
+        except BaseException:
+            coro.close()
+            raise
+
+        async def finish() -> None:
+            await _Resume(coro, yielded)
+            await self._flush()
+
+        tasks.create_task(finish(), name=f"os3p-{event.action}")
+
+    async def _answer(self, event: CallReceived) -> None:
+        """Dispatch one CALL and queue its answer (the caller flushes)."""
         try:
             response = await self._router.dispatch(event.action, event.request, self._ctx)
             self.session.reply(event.message_id, response)
@@ -129,7 +187,6 @@ class Connection(Generic[Ctx]):
         except Exception:
             log.exception("%s: handler for %s failed", self.peer, event.action)
             self._reply_error(event, ErrorCode.INTERNAL_ERROR, "handler failed")
-        await self._flush()
 
     def _reply_error(
         self,
