@@ -10,9 +10,16 @@ Start-up order matters for the lights and for systemd (DESIGN.md "Runtime"):
 4. start the loops: link, outbox pump, status writer, watchdog, and the
    subsystems' loops, each supervised (restarted with backoff on failure).
 
-Stopping (SIGTERM, or Reset from the central): cancel the loops, mark a clean
-shutdown, close the databases, and for Reset run the configured reboot command
-(systemd restarts the daemon otherwise: `Restart=always`).
+Subsystems (today the firmware agent, when rtu.toml has `[firmware]`) plug in
+as objects with `open()` (before READY), `register(router, triggers)`,
+`loops() -> [(name, coroutine factory)]`, `snapshot()` and `close()`.
+
+Stopping (SIGTERM, Reset from the central, or the firmware agent after
+switching releases): cancel the loops, mark a clean shutdown, close the
+databases, and for Reset run the configured reboot command (systemd restarts
+the daemon otherwise: `Restart=always`). A firmware restart takes the same
+clean path, so the next start is not reported as unexpected (§3.2), but never
+runs the reboot command: only the daemon changed.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -44,6 +51,8 @@ from rtu.clock import Clock
 from rtu.config import Config
 from rtu.configkeys import ConfigurationKeys, standard_keys
 from rtu.events import EventSink
+from rtu.firmware.agent import FirmwareAgent, LoopFactory
+from rtu.firmware.config import firmware_config
 from rtu.handlers.core import CoreContext, register_core_handlers
 from rtu.link import Link, LinkSettings
 from rtu.outbox.pump import Outbox, pump_loop
@@ -61,6 +70,14 @@ __all__ = ["Daemon", "firmware_version"]
 log = logging.getLogger(__name__)
 
 STATUS_PERIOD = 5.0
+
+
+class Subsystem(Protocol):
+    async def open(self) -> None: ...
+    def register(self, router: Router[Any], triggers: Triggers) -> None: ...
+    def loops(self) -> list[tuple[str, LoopFactory]]: ...
+    def snapshot(self) -> dict[str, Any]: ...
+    async def close(self) -> None: ...
 
 
 def firmware_version() -> str:
@@ -117,6 +134,7 @@ class Daemon:
         self.outbox: Outbox | None = None
         self.events: EventSink | None = None
         self.keys: ConfigurationKeys | None = None
+        self.subsystems: dict[str, Subsystem] = {}
 
     def boot_request(self) -> BootNotificationRequest:
         station = self.config.station
@@ -217,6 +235,29 @@ class Daemon:
         self.triggers.provide(MessageTrigger.STATUS_NOTIFICATION, self._station_status)
 
         await self._report_start(previous, state, outbox)
+        try:
+            return await self._run_subsystems(link, router, outbox)
+        finally:
+            for subsystem in self.subsystems.values():
+                await subsystem.close()
+
+    async def _run_subsystems(self, link: Link, router: Router[CoreContext], outbox: Outbox) -> int:
+        assert self.events is not None
+        link_config = self.config.link
+        firmware = firmware_config(self.config)
+        if firmware is not None:
+            self.subsystems["firmware"] = FirmwareAgent(
+                firmware,
+                data_dir=self.config.data.dir,
+                sink=self.events,
+                clock=self.clock,
+                running_version=firmware_version(),
+                accepted=link.accepted,
+                restart=self._restart_for_update,
+            )
+        for subsystem in self.subsystems.values():
+            await subsystem.open()
+            subsystem.register(router, self.triggers)
         self.notifier.ready()
         log.info("station %s ready (firmware %s)", self.config.station.id, firmware_version())
 
@@ -247,6 +288,11 @@ class Daemon:
                         watchdog_loop(self.notifier, self.health.healthy), name="watchdog"
                     ),
                 ]
+                for subsystem in self.subsystems.values():
+                    for name, factory in subsystem.loops():
+                        loops.append(
+                            tasks.create_task(supervised(name, factory, self.health), name=name)
+                        )
                 await self.stop_requested.wait()
                 self.notifier.stopping()
                 log.info("stopping")
@@ -321,6 +367,10 @@ class Daemon:
         assert self.outbox is not None
         self.stop_requested.set()
 
+    async def _restart_for_update(self) -> None:
+        """The firmware agent switched `current`: stop cleanly; systemd starts the new one."""
+        self.stop_requested.set()
+
     async def _station_status(self, contactor: int | None) -> list[msgspec.Struct]:
         return [
             StatusNotificationRequest(
@@ -376,6 +426,7 @@ class Daemon:
             },
             "clock_offset_s": self.clock.offset.total_seconds(),
             "failing_loops": dict(self.health.failing),
+            **{name: subsystem.snapshot() for name, subsystem in self.subsystems.items()},
         }
 
     async def _status_loop(self) -> None:

@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from rtu.config import Config, Problems, TableReader
+from rtu.firmware.config import read_firmware
 
 __all__ = ["SECTION_CHECKS", "check_device_sections"]
 
 # section name → validator reading the section with the shared TableReader
-SECTION_CHECKS: Mapping[str, Callable[[TableReader], object]] = {}
+SECTION_CHECKS: Mapping[str, Callable[[TableReader], object]] = {
+    "firmware": read_firmware,
+}
 
 
 def check_device_sections(config: Config) -> None:
