@@ -38,12 +38,14 @@ from typing import Any, Protocol
 
 import msgspec
 
+from os3p.errors import ErrorCode, HandlerError
 from os3p.messages import (
     BootNotificationRequest,
     MessageTrigger,
     StationErrorCode,
     StationStatus,
     StatusNotificationRequest,
+    UpdateFirmwareRequest,
 )
 from os3p.router import Router
 from os3p.validation import Validator
@@ -78,6 +80,11 @@ class Subsystem(Protocol):
     def loops(self) -> list[tuple[str, LoopFactory]]: ...
     def snapshot(self) -> dict[str, Any]: ...
     async def close(self) -> None: ...
+
+
+async def _firmware_not_configured(request: UpdateFirmwareRequest, ctx: object) -> msgspec.Struct:
+    # Guide §4.2: implemented, but this station's configuration cannot serve it.
+    raise HandlerError(ErrorCode.NOT_SUPPORTED, "no [firmware] section in this station's config")
 
 
 def firmware_version() -> str:
@@ -255,6 +262,8 @@ class Daemon:
                 accepted=link.accepted,
                 restart=self._restart_for_update,
             )
+        else:
+            router.add(UpdateFirmwareRequest, _firmware_not_configured)
         for subsystem in self.subsystems.values():
             await subsystem.open()
             subsystem.register(router, self.triggers)
