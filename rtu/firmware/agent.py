@@ -80,7 +80,6 @@ __all__ = ["FirmwareAgent", "LoopFactory", "Sink"]
 log = logging.getLogger(__name__)
 
 LoopFactory = Callable[[], Coroutine[Any, Any, object]]
-_REPLACEABLE = frozenset({Phase.SCHEDULED, Phase.DOWNLOADING, Phase.DOWNLOADED})
 
 
 class Sink(Protocol):
@@ -194,14 +193,16 @@ class FirmwareAgent:
             redact(request.location),
             wanted.retrieve_at.isoformat(),
         )
-        replacing = self._state.phase in _REPLACEABLE
-        if self._state.phase not in _REPLACEABLE and self._state.phase is not Phase.IDLE:
-            log.warning("UpdateFirmware refused: an installation is in progress")
         await self._apply(Requested(wanted))
-        if replacing or self._state.phase is Phase.SCHEDULED:
+        if self._state.phase is Phase.SCHEDULED and self._state.request == wanted:
+            # Taken (replacing any request not yet installing): the step in progress
+            # belongs to the old request. Decided after the transition, under which a
+            # step that meanwhile began installing is never cancelled.
             self._generation += 1
             if self._work is not None:
                 self._work.cancel()
+        else:
+            log.warning("UpdateFirmware refused: an installation is in progress")
         self._wake.set()
         return UpdateFirmwareResponse()
 

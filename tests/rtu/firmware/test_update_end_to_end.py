@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -191,6 +192,13 @@ async def station(
         await ours.supervisor.stop()
 
 
+def rtu_status(ours: Station) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "rtu.cli", "status", "--data-dir", str(ours.data)],
+        capture_output=True, text=True, check=True, cwd="/",
+    ).stdout  # fmt: skip
+
+
 def statuses(central: ScriptedCentral) -> list[tuple[str, str | None]]:
     return [(p["status"], p.get("requestId")) for p in central.of("FirmwareStatusNotification")]
 
@@ -258,6 +266,11 @@ def test_a_good_bundle_installs_and_the_station_boots_the_new_version(
             assert ours.supervisor.exits == [0]  # the clean path, like Reset
             assert central.count("StatusNotification") == 0  # not an unexpected restart
             assert (ours.root / "releases" / "0.1.0").is_dir()  # kept for a manual rollback
+            await eventually(
+                lambda: "firmware:     idle (status None)" in rtu_status(ours),
+                timeout=15 * UNIT,
+                what="rtu status shows the firmware agent",
+            )
 
     run(scenario(), timeout=100 * UNIT)
 
