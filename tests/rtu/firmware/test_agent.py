@@ -20,7 +20,8 @@ from os3p.messages import FirmwareStatusNotificationRequest, UpdateFirmwareReque
 from rtu.clock import Clock
 from rtu.firmware.agent import FirmwareAgent
 from rtu.firmware.config import FirmwareConfig
-from rtu.firmware.state import Phase
+from rtu.firmware.state import FirmwareState, Outcome, Phase, Request
+from rtu.firmware.store import FirmwareStore
 from tests.firmware.support import make_bundle
 from tests.support.aio import eventually, run
 
@@ -209,5 +210,30 @@ def test_retrieve_date_in_the_future_is_waited_for(tmp_path: Path) -> None:
             await asyncio.sleep(0.2)
             assert rig.sink.sent == []
             await eventually(lambda: rig.restarts == 1, what="restart", timeout=5)
+
+    run(scenario())
+
+
+def test_a_download_cut_by_a_crash_is_retried_at_the_next_start(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path, KEY).read_bytes()
+    rig = Rig(tmp_path)
+
+    async def scenario() -> None:
+        async with serving(bundle) as url:
+            # What a SIGKILL mid-download leaves behind: DOWNLOADING, attempt 1 of 2.
+            store = FirmwareStore.open(rig.data / "firmware.db", now=lambda: datetime.now(UTC))
+            crashed = FirmwareState(
+                Phase.DOWNLOADING,
+                request=Request(url, datetime.now(UTC), retries=1, retry_interval=0,
+                                request_id="resumed"),
+                attempts=1,
+            )  # fmt: skip
+            store.apply("DownloadBegan", Outcome(crashed), datetime.now(UTC))
+            store.close()
+            async with running(rig.agent()):
+                await eventually(lambda: rig.restarts == 1, what="restart")
+        assert rig.sink.sent == [
+            ("Downloading", "resumed"), ("Downloaded", "resumed"), ("Installing", "resumed"),
+        ]  # fmt: skip
 
     run(scenario())

@@ -37,6 +37,7 @@ from os3p.messages import (
 from tests.firmware.support import make_bundle, rewrite_member
 from tests.support.aio import UNIT, eventually, run
 from tests.support.central import ScriptedCentral, scripted_central
+from tests.support.ftp import ftp_server
 from tests.support.supervisor import Supervisor, install_initial_release
 
 pytestmark = pytest.mark.slow
@@ -283,6 +284,9 @@ def test_bad_bundles_fail_with_the_right_status_and_change_nothing(tmp_path: Pat
     rewrite_member(tampered, wheel, b"evil" * 100)
     wrong_key = make_bundle(work, OTHER_KEY, name="wrong-key.tar").read_bytes()
     tampered_bytes = tampered.read_bytes()
+    served = tmp_path / "ftp"
+    served.mkdir()
+    (served / "tampered.tar").write_bytes(tampered_bytes)
 
     async def scenario() -> None:
         async with (
@@ -290,6 +294,7 @@ def test_bad_bundles_fail_with_the_right_status_and_change_nothing(tmp_path: Pat
             file_server() as files,
             station(tmp_path, central) as ours,
         ):
+            ftp = f"ftp://root:root@127.0.0.1:{ftp_port}"
             files.files["tampered.tar"] = tampered_bytes
             files.files["wrong-key.tar"] = wrong_key
             await connected(central, 1)
@@ -299,22 +304,30 @@ def test_bad_bundles_fail_with_the_right_status_and_change_nothing(tmp_path: Pat
                 (files.truncating, "truncated", "DownloadFailed"),
                 ("http://127.0.0.1:9/nowhere.tar", "unreachable", "DownloadFailed"),
                 (files.url("missing.tar"), "not-found", "DownloadFailed"),
+                (f"{ftp}/tampered.tar", "ftp-tampered", "InstallationFailed"),
+                (f"{ftp}/missing.tar", "ftp-missing", "DownloadFailed"),
             ]
             for location, request_id, final in cases:
                 await update(central, location, request_id, retries=1, retry_interval=0)
                 await wait_status(central, final, request_id)
             mine = {rid: [s for s, r in statuses(central) if r == rid] for _, rid, _ in cases}
             verified_but_refused = ["Downloading", "Downloaded", "Installing", "InstallationFailed"]
-            assert mine["tampered"] == verified_but_refused
-            assert mine["wrong-key"] == verified_but_refused
-            for rid in ("truncated", "unreachable", "not-found"):  # first try + one retry
+            for rid in ("tampered", "wrong-key", "ftp-tampered"):
+                assert mine[rid] == verified_but_refused
+            for rid in (
+                "truncated",
+                "unreachable",
+                "not-found",
+                "ftp-missing",
+            ):  # first try + one retry
                 assert mine[rid] == ["Downloading", "Downloading", "DownloadFailed"]
             assert ours.supervisor.current() == "0.1.0"
             assert ours.supervisor.exits == []  # never restarted
             assert sorted(p.name for p in (ours.root / "releases").iterdir()) == ["0.1.0"]
             assert versions_booted(central) == ["0.1.0"]
 
-    run(scenario(), timeout=100 * UNIT)
+    with ftp_server(served) as ftp_port:
+        run(scenario(), timeout=100 * UNIT)
 
 
 def test_sigkill_during_installation_leaves_the_old_version_running(
