@@ -100,6 +100,7 @@ class VenvInstaller:
         await _run(
             release / "bin" / "python", "-m", "pip", "install", "--isolated", "--quiet",
             "--disable-pip-version-check", "--no-index", "--no-cache-dir",
+            "--only-binary", ":all:",  # wheels only: nothing from the bundle runs at install
             "--find-links", wheels, f"{PACKAGE}=={version}",
             timeout=self._timeout, env=env,
         )  # fmt: skip
@@ -121,7 +122,7 @@ class OverlayInstaller:
         await _run(
             self._python, "-m", "pip", "install", "--isolated", "--quiet",
             "--disable-pip-version-check", "--no-index", "--no-cache-dir", "--no-deps",
-            "--target", site, ours[0],
+            "--only-binary", ":all:", "--target", site, ours[0],
             timeout=self._timeout, env=_clean_env(),
         )  # fmt: skip
         bin_dir = release / "bin"
