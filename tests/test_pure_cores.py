@@ -32,6 +32,7 @@ PURE_MODULES = sorted(
             )
         ),
         *(ROOT / "rtu" / "schedule").glob("*.py"),
+        ROOT / "rtu" / "firmware" / "state.py",
     ]
 )
 
