@@ -134,9 +134,10 @@ class FirmwareAgent:
         if self._store.moved_aside is not None:
             log.error("firmware.db was unreadable; moved aside to %s", self._store.moved_aside)
         self._state = await self._thread.run(self._store.state)
-        current = await asyncio.to_thread(self._releases.current)
         now = self._clock.now()
+        current = await asyncio.to_thread(self._releases.current)
         await self._apply(StartAttempt(current, invocation_id(), now))
+        current = await asyncio.to_thread(self._releases.current)  # a rollback may have moved it
         await self._apply(Started(self._running, current, now))
         await self._pay_owed()
 

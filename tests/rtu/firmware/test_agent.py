@@ -237,3 +237,31 @@ def test_a_download_cut_by_a_crash_is_retried_at_the_next_start(tmp_path: Path) 
         ]  # fmt: skip
 
     run(scenario())
+
+
+def test_without_the_pre_start_check_the_daemon_rolls_back_a_late_trial(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    (rig.root / "releases" / "0.2.0").mkdir()
+    os.replace(rig.root / "current", rig.root / "old")
+    os.symlink("releases/0.2.0", rig.root / "current")
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    store = FirmwareStore.open(rig.data / "firmware.db", now=lambda: past)
+    trial = FirmwareState(
+        Phase.TRIAL, request=Request("http://x", past, 0, 0, "late"), target="0.2.0",
+        previous="0.1.0", deadline=past, max_starts=5,
+    )  # fmt: skip
+    store.apply("ReleaseReady", Outcome(trial), past)
+    store.close()
+
+    async def scenario() -> None:
+        async with running(rig.agent(running="0.2.0")) as agent:
+            assert agent.state.phase is Phase.ROLLED_BACK
+            assert rig.restarts == 1
+            assert os.readlink(rig.root / "current") == "releases/0.1.0"
+        assert rig.sink.sent == []  # reported by the old release, once it runs
+        async with running(rig.agent(running="0.1.0")) as agent:
+            assert agent.state.phase is Phase.IDLE
+        assert rig.sink.sent == [("InstallationFailed", "late")]
+        assert not (rig.root / "releases" / "0.2.0").exists()
+
+    run(scenario())
