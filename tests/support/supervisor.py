@@ -55,6 +55,7 @@ class Supervisor:
         self.notify.setblocking(False)
         self.notifications: list[str] = []
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def _hook(self, invocation: str) -> None:
         previous = self.root / "previous" / "bin" / "python"
@@ -86,23 +87,29 @@ class Supervisor:
             )  # fmt: skip
 
     async def _supervise(self) -> None:
-        while True:
+        while not self._stopping:
             await self.start_once()
             assert self.process is not None
+            if self._stopping:
+                break
             self.exits.append(await self.process.wait())
             await asyncio.sleep(RESTART_SEC)
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._supervise(), name="supervisor")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop supervising and kill the daemon; never leaves a process behind (a stray
+        station would reconnect to whatever central next binds its port)."""
+        self._stopping = True
         if self.process is not None and self.process.returncode is None:
             self.process.kill()
-            await self.process.wait()
+        if self._task is not None:
+            async with asyncio.timeout(30 * UNIT):
+                await self._task
         self.notify.close()
 
     def kill(self) -> None:

@@ -46,6 +46,17 @@ ROOT = Path(__file__).parents[3]
 KEY = Ed25519PrivateKey.generate()
 OTHER_KEY = Ed25519PrivateKey.generate()
 
+STATION_ID = "SUBS-FW"
+
+
+class OurCentral(ScriptedCentral):
+    """Knows only our station: a stray daemon of another test (or of another checkout on
+    this machine) reconnecting to a port this central happens to reuse is turned away."""
+
+    def is_known(self, station_id: str) -> bool:
+        return station_id == STATION_ID
+
+
 CONFIG = """\
 [station]
 id = "SUBS-FW"
@@ -243,7 +254,7 @@ def test_a_good_bundle_installs_and_the_station_boots_the_new_version(
 ) -> None:
     async def scenario() -> None:
         async with (
-            scripted_central(ScriptedCentral()) as central,
+            scripted_central(OurCentral()) as central,
             file_server() as files,
             station(tmp_path, central) as ours,
         ):
@@ -290,7 +301,7 @@ def test_bad_bundles_fail_with_the_right_status_and_change_nothing(tmp_path: Pat
 
     async def scenario() -> None:
         async with (
-            scripted_central(ScriptedCentral()) as central,
+            scripted_central(OurCentral()) as central,
             file_server() as files,
             station(tmp_path, central) as ours,
         ):
@@ -335,7 +346,7 @@ def test_sigkill_during_installation_leaves_the_old_version_running(
 ) -> None:
     async def scenario() -> None:
         async with (
-            scripted_central(ScriptedCentral()) as central,
+            scripted_central(OurCentral()) as central,
             file_server() as files,
             station(tmp_path, central) as ours,
         ):
@@ -358,7 +369,7 @@ def test_a_crash_looping_release_is_rolled_back_before_it_even_starts(
 ) -> None:
     async def scenario() -> None:
         async with (
-            scripted_central(ScriptedCentral()) as central,
+            scripted_central(OurCentral()) as central,
             file_server() as files,
             station(tmp_path, central) as ours,
         ):
@@ -383,7 +394,7 @@ def test_a_crash_looping_release_is_rolled_back_before_it_even_starts(
 def test_a_release_that_is_never_accepted_is_rolled_back_at_the_deadline(
     tmp_path: Path, good_bundle: bytes
 ) -> None:
-    class RejectsNewFirmware(ScriptedCentral):
+    class RejectsNewFirmware(OurCentral):
         async def boot(
             self, request: BootNotificationRequest, station: str
         ) -> BootNotificationResponse:
