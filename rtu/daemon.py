@@ -31,12 +31,14 @@ from typing import Any
 
 import msgspec
 
+from os3p.errors import ErrorCode, HandlerError
 from os3p.messages import (
     BootNotificationRequest,
     MessageTrigger,
     StationErrorCode,
     StationStatus,
     StatusNotificationRequest,
+    UpdateFirmwareRequest,
 )
 from os3p.router import Router
 from os3p.validation import Validator
@@ -62,6 +64,11 @@ __all__ = ["Daemon", "firmware_version"]
 log = logging.getLogger(__name__)
 
 STATUS_PERIOD = 5.0
+
+
+async def _firmware_not_configured(request: UpdateFirmwareRequest, ctx: object) -> msgspec.Struct:
+    # Guide §4.2: implemented, but this station's configuration cannot serve it.
+    raise HandlerError(ErrorCode.NOT_SUPPORTED, "no [firmware] section in this station's config")
 
 
 def firmware_version() -> str:
@@ -225,11 +232,20 @@ class Daemon:
         self.triggers.on_trigger(MessageTrigger.BOOT_NOTIFICATION, link.trigger_boot)
         self.triggers.on_trigger(MessageTrigger.HEARTBEAT, link.heartbeat_now)
         built = await build_subsystems(
-            self.config, self.devices, clock=self.clock, events=self.events, keys=keys
+            self.config,
+            self.devices,
+            clock=self.clock,
+            events=self.events,
+            keys=keys,
+            running_version=firmware_version(),
+            accepted=link.accepted,
+            restart=self._restart_for_update,
         )
         self.built = built
         for subsystem in built.all:
             subsystem.register(router, self.triggers)
+        if built.firmware is None:
+            router.add(UpdateFirmwareRequest, _firmware_not_configured)
 
         await self._report_start(previous, state, outbox)
         self.notifier.ready()
@@ -344,6 +360,10 @@ class Daemon:
         assert self.outbox is not None
         self.stop_requested.set()
 
+    async def _restart_for_update(self) -> None:
+        """The firmware agent switched `current`: stop cleanly; systemd starts the new one."""
+        self.stop_requested.set()
+
     async def _report_start(self, previous: PreviousRun, state: StateStore, outbox: Outbox) -> None:
         assert self.events is not None
         now = self.clock.now()
@@ -390,11 +410,7 @@ class Daemon:
             },
             "clock_offset_s": self.clock.offset.total_seconds(),
             "failing_loops": dict(self.health.failing),
-            **(
-                {k: v for sub in self.built.all for k, v in sub.snapshot().items()}
-                if self.built is not None
-                else {}
-            ),
+            **(self.built.snapshot() if self.built is not None else {}),
         }
 
     async def _status_loop(self) -> None:

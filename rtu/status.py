@@ -88,6 +88,17 @@ def format_status(data_dir: Path, now: datetime | None = None) -> str:
         lines.append(f"open faults:  {', '.join(faults) if faults else 'none'}")
         for meter, reading in sorted((snapshot.get("meters") or {}).items()):
             lines.append(f"meter {meter}: {reading}")
+        firmware = snapshot.get("firmware")
+        if firmware:
+            detail = ", ".join(
+                f"{key} {firmware[key]}"
+                for key in ("request_id", "target", "previous", "reason")
+                if firmware.get(key)
+            )
+            lines.append(
+                f"firmware:     {firmware['phase']} (status {firmware['status']})"
+                + (f": {detail}" if detail else "")
+            )
     outbox_path = data_dir / "outbox.db"
     if outbox_path.exists():
         status, dead = read_status(outbox_path)

@@ -20,6 +20,7 @@ The I/O module is shared: one `IOPoller` reads it for the lights controller
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -29,6 +30,8 @@ from rtu.clock import Clock
 from rtu.config import Config, Problems, TableReader
 from rtu.configkeys import ConfigurationKeys
 from rtu.events import EventSink
+from rtu.firmware.agent import FirmwareAgent
+from rtu.firmware.config import FirmwareConfig, read_firmware
 from rtu.io.config import IOConfig, read_io_config
 from rtu.io.modbus import ModbusIOModule
 from rtu.io.poller import IOPoller
@@ -43,12 +46,13 @@ __all__ = [
     "DeviceConfig",
     "Subsystem",
     "build_subsystems",
+    "check_device_sections",
     "close_all",
     "read_device_config",
 ]
 
 # Sections this build reads; every other one in the file is reported.
-_KNOWN_SECTIONS = frozenset({"io", "lights", "mv", "alarms"})
+_KNOWN_SECTIONS = frozenset({"io", "lights", "mv", "alarms", "firmware"})
 
 
 class Subsystem(Protocol):
@@ -66,6 +70,7 @@ class DeviceConfig:
     io: IOConfig | None
     lights: LightsConfig | None
     supervision: SupervisionConfig
+    firmware: FirmwareConfig | None  # None: UpdateFirmware is answered NotSupported
 
 
 def _section(config: Config, name: str, problems: Problems) -> TableReader | None:
@@ -96,8 +101,18 @@ def read_device_config(config: Config) -> DeviceConfig:
     supervision = read_supervision_config(
         config.devices, problems, config.file.parent, indicator_groups=groups
     )
+    firmware_section = _section(config, "firmware", problems)
+    firmware = None
+    if firmware_section is not None:
+        firmware = read_firmware(firmware_section)
+        firmware_section.done()
     problems.raise_if_any()
-    return DeviceConfig(io=io, lights=lights, supervision=supervision)
+    return DeviceConfig(io=io, lights=lights, supervision=supervision, firmware=firmware)
+
+
+def check_device_sections(config: Config) -> None:
+    """`rtu check-config`'s view: raises ConfigInvalid listing every problem."""
+    read_device_config(config)
 
 
 @dataclasses.dataclass
@@ -105,10 +120,21 @@ class Built:
     poller: IOPoller | None
     lights: LightsSubsystem | None
     supervision: SupervisionSubsystem
+    firmware: FirmwareAgent | None
 
     @property
     def all(self) -> list[Subsystem]:
-        return [s for s in (self.lights, self.supervision) if s is not None]
+        return [s for s in (self.lights, self.supervision, self.firmware) if s is not None]
+
+    def snapshot(self) -> dict[str, Any]:
+        """For `rtu status`: lights and supervision at the top level, firmware nested."""
+        merged: dict[str, Any] = {}
+        for subsystem in (self.lights, self.supervision):
+            if subsystem is not None:
+                merged.update(subsystem.snapshot())
+        if self.firmware is not None:
+            merged["firmware"] = self.firmware.snapshot()
+        return merged
 
     def loops(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
         own = [("io-poller", self.poller.poll_loop)] if self.poller is not None else []
@@ -122,6 +148,9 @@ async def build_subsystems(
     clock: Clock,
     events: EventSink,
     keys: ConfigurationKeys,
+    running_version: str,
+    accepted: asyncio.Event,
+    restart: Callable[[], Awaitable[None]],
 ) -> Built:
     poller: IOPoller | None = None
     lights: LightsSubsystem | None = None
@@ -146,7 +175,19 @@ async def build_subsystems(
         poller=poller,
         indicators=devices.io.iomap.indicators if devices.io is not None else (),
     )
-    return Built(poller=poller, lights=lights, supervision=supervision)
+    firmware: FirmwareAgent | None = None
+    if devices.firmware is not None:
+        firmware = FirmwareAgent(
+            devices.firmware,
+            data_dir=config.data.dir,
+            sink=events,
+            clock=clock,
+            running_version=running_version,
+            accepted=accepted,
+            restart=restart,
+        )
+        await firmware.open()  # before READY: resolves an interrupted update, counts the start
+    return Built(poller=poller, lights=lights, supervision=supervision, firmware=firmware)
 
 
 async def close_all(built: Built) -> None:

@@ -36,6 +36,7 @@ PURE_MODULES = sorted(
         ROOT / "rtu" / "lights" / "reconcile.py",
         ROOT / "rtu" / "metering" / "dsmr.py",
         ROOT / "rtu" / "configkeys.py",
+        ROOT / "rtu" / "firmware" / "state.py",
     ]
 )
 

@@ -12,8 +12,12 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from os3p.errors import CallErrorReceived
 from os3p.messages import (
     ChangeConfigurationRequest,
     ChangeConfigurationResponse,
@@ -27,6 +31,7 @@ from os3p.messages import (
     TriggerMessageRequest,
     TriggerMessageResponse,
     TriggerMessageStatus,
+    UpdateFirmwareRequest,
 )
 from rtu.daemon import firmware_version
 from tests.support.aio import UNIT, eventually, run
@@ -247,6 +252,18 @@ def test_trigger_messages(tmp_path: Path) -> None:
             await eventually(lambda: central.count("BootNotification") == 2, what="triggered boot")
             # Nothing on this station measures anything: it cannot comply (§4.1).
             assert await trigger(MessageTrigger.METER_VALUES) is TriggerMessageStatus.REJECTED
+            # No [firmware] section: UpdateFirmware is implemented but not available here.
+            assert (
+                await trigger(MessageTrigger.FIRMWARE_STATUS_NOTIFICATION)
+                is TriggerMessageStatus.REJECTED
+            )
+            with pytest.raises(CallErrorReceived) as refused:
+                await link.call(
+                    UpdateFirmwareRequest(
+                        retrieve_date=datetime(2026, 1, 1, tzinfo=UTC), location="http://x/b.tar"
+                    )
+                )
+            assert refused.value.code == "NotSupported"
 
     run(scenario(), timeout=60 * UNIT)
 

@@ -16,6 +16,11 @@ from rtu.systemd import Notifier, environ_notifier, watchdog_loop
 
 UNIT = 0.01
 SERVICE = Path(__file__).parents[2] / "systemd" / "rtu.service"
+PRE_START = next(
+    line.removeprefix("ExecStartPre=")
+    for line in SERVICE.read_text(encoding="utf-8").splitlines()
+    if line.startswith("ExecStartPre=")
+)
 
 
 @pytest.fixture
@@ -161,6 +166,10 @@ def _with_existing_binary(text: str) -> str:
     # it at this interpreter (same arguments) so every other check still runs.
     exec_line = "ExecStart=/opt/rtu/current/bin/rtu run --config /etc/rtu/rtu.toml\n"
     assert exec_line in text
+    assert PRE_START.startswith("-/opt/rtu/previous/bin/python ")
+    text = text.replace(
+        f"ExecStartPre={PRE_START}", f"ExecStartPre=-{sys.executable} " + PRE_START.split(" ", 1)[1]
+    )
     return text.replace(exec_line, f"ExecStart={sys.executable} run --config /etc/rtu/rtu.toml\n")
 
 
@@ -195,5 +204,23 @@ def test_unit_has_the_required_settings() -> None:
         "ProtectKernelTunables=yes",
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
         "SupplementaryGroups=dialout",
+        # Firmware updates: releases are built in /opt/rtu, started through `current`.
+        "ReadWritePaths=/opt/rtu",
+        "ExecStart=/opt/rtu/current/bin/rtu run --config /etc/rtu/rtu.toml",
     ]:
         assert required in lines
+
+
+def test_the_pre_start_rollback_check_runs_as_the_unit_spells_it(tmp_path: Path) -> None:
+    # The command line exactly as in the unit, with this interpreter for the previous
+    # release's and temporary directories for /var/lib/rtu and /opt/rtu.
+    command = PRE_START.removeprefix("-").split()
+    assert command[1:4] == ["-I", "-m", "rtu.firmware.rollback"]
+    command[0] = sys.executable
+    command = [
+        part.replace("/var/lib/rtu", str(tmp_path / "data")).replace("/opt/rtu", str(tmp_path))
+        for part in command
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd="/")
+    assert result.returncode == 0
+    assert "rtu rollback check: no firmware state" in result.stderr
