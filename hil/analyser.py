@@ -101,7 +101,7 @@ class AnalyserSimulator:
         }
         self._server: ModbusTcpServer | None = None
         self.reads = 0
-        for (measurand, location), _point in self.points.items():
+        for measurand, location in self.points:
             initial = (values or INITIAL_VALUES).get(measurand)
             if initial is not None:
                 self.set_value(measurand, initial, location=location)
@@ -117,7 +117,9 @@ class AnalyserSimulator:
     def set_value(self, measurand: str, value: Decimal, *, location: str | None = None) -> None:
         """Put `value` (in the point's unit) into the point's registers."""
         point = self.points[(measurand, location)]
-        self.set_words(point.table, point.address, encode(_raw(point, value), point.type, point.word_order))
+        self.set_words(
+            point.table, point.address, encode(_raw(point, value), point.type, point.word_order)
+        )
 
     def set_words(self, table: Table, address: int, words: Sequence[int]) -> None:
         with self._lock:
@@ -191,7 +193,7 @@ class AnalyserSimulator:
 async def _serve(host: str, port: int) -> None:
     simulator = AnalyserSimulator(host=host, port=port)
     await simulator.start()
-    print(f"analyser on {host}:{simulator.port}", flush=True)  # noqa: T201 - the CLI's output
+    print(f"analyser on {host}:{simulator.port}", flush=True)
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -13,7 +13,7 @@ surface months later as a silently ignored setting. So:
   OS³P ChangeConfiguration may change live in the state database
   (`rtu.state.StateStore.settings`) and override these at start.
 
-Device sections (`[io]`, `[[meters]]`, `[mqtt]`) are owned by their modules.
+Device sections (`[io]`, `[[meters]]`, `[metering]`, `[mqtt]`) are owned by their modules.
 They arrive as raw tables in `Config.devices`; each owner validates its own at
 start with the same `TableReader`, so their errors look the same:
 
@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 # Sections validated by their owners (see module docstring), accepted raw here.
-DEVICE_SECTIONS: Final = frozenset({"io", "meters", "mqtt"})
+DEVICE_SECTIONS: Final = frozenset({"io", "meters", "metering", "mqtt"})
 
 D = TypeVar("D")
 _PathKind = Literal["file", "dir"]

@@ -11,11 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from rtu.config import Config, Problems, TableReader
+from rtu.metering.config import read_meter, read_metering
+from rtu.mqtt import read_mqtt
 
 __all__ = ["SECTION_CHECKS", "check_device_sections"]
 
 # section name → validator reading the section with the shared TableReader
-SECTION_CHECKS: Mapping[str, Callable[[TableReader], object]] = {}
+SECTION_CHECKS: Mapping[str, Callable[[TableReader], object]] = {
+    "meters": read_meter,
+    "metering": read_metering,
+    "mqtt": read_mqtt,
+}
 
 
 def check_device_sections(config: Config) -> None:

@@ -11,8 +11,8 @@ comes first: "big" = high word first (Modicon convention, most analysers),
 
 Scaling: value = raw × scale, computed in Decimal (`scale` is given as a
 decimal string in the config, e.g. "0.1"), so 2301 × 0.1 is exactly 230.1.
-float32 registers are converted through their shortest repr, which is what
-the device meant (a float32 holds about 7 significant digits).
+float32 registers are converted through the shortest decimal that is the same
+float32, which is what the device meant (49.98, not 49.97999954223633).
 """
 
 from __future__ import annotations
@@ -109,8 +109,18 @@ def encode(value: int | float, type_: DataType, word_order: WordOrder = "big") -
 def scaled(point: Point, words: Sequence[int]) -> Decimal:
     """The point's value in its unit."""
     raw = decode(words, point.type, point.word_order)
-    number = Decimal(repr(raw)) if isinstance(raw, float) else Decimal(raw)
+    number = Decimal(_float32_text(raw)) if isinstance(raw, float) else Decimal(raw)
     return number * point.scale
+
+
+def _float32_text(value: float) -> str:
+    """The shortest decimal that reads back as the same float32 (at most 9 digits do)."""
+    stored = struct.pack(">f", value)
+    for digits in range(1, 10):
+        text = f"{value:.{digits}g}"
+        if struct.pack(">f", float(text)) == stored:
+            return text
+    return repr(value)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -154,10 +164,12 @@ def plan_reads(points: Sequence[Point], *, max_hole: int = 8) -> list[Block]:
 
 def _p(
     measurand: str,
+    /,
     address: int,
     type_: DataType,
     unit: str | None,
     scale: str,
+    *,
     table: Table = "input",
 ) -> Point:
     return Point(measurand, address, type_, unit, Decimal(scale), table)

@@ -210,7 +210,14 @@ class Sampler:
                 periodic_due = next_periodic is not None and mono >= next_periodic
                 retry_due = next_retry is not None and mono >= next_retry
                 if not (clock_due or periodic_due or retry_due):
-                    await self._sleep_until(changed, now, mono, pending_clock, next_periodic, next_retry)
+                    await self._sleep_until(
+                        changed,
+                        now=now,
+                        mono=mono,
+                        pending_clock=pending_clock,
+                        next_periodic=next_periodic,
+                        next_retry=next_retry,
+                    )
                     continue
                 next_retry = None
                 boundary = pending_clock if clock_due else None
@@ -219,15 +226,14 @@ class Sampler:
                 if periodic_due and next_periodic is not None:
                     while next_periodic <= mono:
                         next_periodic += sample_interval
-                ok = await self._sample(
-                    source, status, boundary=boundary, periodic=periodic_due
-                )
+                ok = await self._sample(source, status, boundary=boundary, periodic=periodic_due)
                 if not ok:
                     next_retry = self._clock.monotonic() + self._retry_interval
 
     async def _sleep_until(
         self,
         changed: asyncio.Event,
+        *,
         now: datetime,
         mono: float,
         pending_clock: datetime | None,
@@ -304,7 +310,9 @@ class Sampler:
             else:
                 day = day_of(stamp, self._zone)
             previous_day = stats.day
-            finished = stats.add(day, samples, day_end(previous_day, self._zone) if previous_day else stamp)
+            finished = stats.add(
+                day, samples, day_end(previous_day, self._zone) if previous_day else stamp
+            )
             if finished:
                 # The midnight boundary was missed (source down, clock interval off):
                 # the finished day's extremes still go out, stamped at its end.
@@ -362,7 +370,9 @@ class Sampler:
         if not readings:
             return
         log.info(
-            "meter %s: %d missed interval(s) filled from its load profile", source.name, len(readings)
+            "meter %s: %d missed interval(s) filled from its load profile",
+            source.name,
+            len(readings),
         )
         await self._send(source.name, readings)
         status.filled_from_profile += len(readings)
