@@ -32,6 +32,9 @@ PURE_MODULES = sorted(
             )
         ),
         *(ROOT / "rtu" / "schedule").glob("*.py"),
+        ROOT / "rtu" / "metering" / "sampling.py",
+        ROOT / "rtu" / "metering" / "registers.py",
+        ROOT / "rtu" / "metering" / "dsmr.py",
     ]
 )
 

@@ -110,9 +110,10 @@ def _dlms(reader: TableReader) -> DlmsConfig | None:
     if authentication not in ("none", "low", "hls-gmac"):
         reader.error("authentication", 'must be "none", "low" or "hls-gmac"')
     registers = reader.string_list("registers", DEFAULT_REGISTERS, min_items=1)
-    for obis in registers:
-        if obis not in MEASURANDS:
-            reader.error("registers", f"no OS³P measurand for OBIS {obis}")
+    unknown = [obis for obis in registers if obis not in MEASURANDS]
+    if unknown:
+        reader.error("registers", f"no OS³P measurand for OBIS {', '.join(unknown)}")
+        registers = tuple(obis for obis in registers if obis in MEASURANDS) or DEFAULT_REGISTERS
     title = reader.string("system_title", "RTU00001")
     values: dict[str, Any] = {
         "host": reader.string("host", "127.0.0.1", min_len=1),
@@ -132,9 +133,20 @@ def _dlms(reader: TableReader) -> DlmsConfig | None:
         "registers": tuple(registers),
         "profile_obis": reader.string("profile_obis", LOAD_PROFILE_OBIS),
     }
+    if transport == "serial" and not values["serial_port"]:
+        reader.error("serial_port", 'required with transport = "serial"')
+        return None
+    if authentication == "hls-gmac" and not (
+        values["block_cipher_key"] and values["authentication_key"] and len(title) == 8
+    ):
+        reader.error(
+            "authentication",
+            "hls-gmac needs block_cipher_key, authentication_key and an 8-character system_title",
+        )
+        return None
     try:
         return DlmsConfig(**values)
-    except ValueError as exc:
+    except ValueError as exc:  # a rule DlmsConfig has that the checks above missed
         reader.error("kind", str(exc))
         return None
 
@@ -276,14 +288,15 @@ def load_metering(config: Config) -> MeteringConfig:
     meters: list[MeterConfig] = []
     seen: dict[str, str] = {}
     for entry in root.array_of_tables("meters"):
+        name = entry.raw("name")
         meter = read_meter(entry)
         entry.done()
-        if meter is None:
-            continue
-        if meter.name in seen:
-            entry.error("name", f"{meter.name!r} is already the name of {seen[meter.name]}")
-        seen[meter.name] = entry.key_path("")[:-1]
-        meters.append(meter)
+        if isinstance(name, str) and name:
+            if name in seen:
+                entry.error("name", f"{name!r} is already the name of {seen[name]}")
+            seen.setdefault(name, entry.key_path("")[:-1])
+        if meter is not None:
+            meters.append(meter)
     section = root.subtable("metering")
     settings = read_metering(section)
     section.done()
