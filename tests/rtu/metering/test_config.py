@@ -167,3 +167,17 @@ def test_every_problem_is_reported_with_its_key_path(tmp_path: Path) -> None:
     # The same checks run at `rtu check-config` through the section table.
     with pytest.raises(ConfigInvalid):
         check_device_sections(config)
+
+
+def test_the_documented_example_is_valid(tmp_path: Path) -> None:
+    example = Path(__file__).parents[3] / "config" / "metering.example.toml"
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "meter.pw").write_text("12345678\n")
+    (tmp_path / "secrets" / "mqtt.pw").write_text("pw\n")
+    (tmp_path / "ca.pem").write_text("")
+    config = load_config(write(tmp_path, "\n" + example.read_text(encoding="utf-8")))
+    check_device_sections(config)
+    metering = load_metering(config)
+    assert [meter.kind for meter in metering.meters] == ["dlms", "p1", "analyser"]
+    assert metering.meters[0].dlms is not None
+    assert metering.meters[0].dlms.password == "12345678"
