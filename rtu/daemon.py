@@ -46,6 +46,9 @@ from rtu.configkeys import ConfigurationKeys, standard_keys
 from rtu.events import EventSink
 from rtu.handlers.core import CoreContext, register_core_handlers
 from rtu.link import Link, LinkSettings
+from rtu.metering.config import load_metering
+from rtu.metering.subsystem import MeteringSubsystem
+from rtu.mqtt import MqttPublisher, load_mqtt
 from rtu.outbox.pump import Outbox, pump_loop
 from rtu.schedule.model import Site
 from rtu.schedule.sun import Polar, SunTime, sunrise, sunset
@@ -117,6 +120,8 @@ class Daemon:
         self.outbox: Outbox | None = None
         self.events: EventSink | None = None
         self.keys: ConfigurationKeys | None = None
+        self.metering: MeteringSubsystem | None = None
+        self.mqtt: MqttPublisher | None = None
 
     def boot_request(self) -> BootNotificationRequest:
         station = self.config.station
@@ -216,6 +221,29 @@ class Daemon:
         self.triggers.on_trigger(MessageTrigger.HEARTBEAT, link.heartbeat_now)
         self.triggers.provide(MessageTrigger.STATUS_NOTIFICATION, self._station_status)
 
+        self.mqtt = self._mqtt_publisher()
+        metering = await MeteringSubsystem.build(
+            load_metering(self.config),
+            station_id=self.config.station.id,
+            data_dir=self.config.data.dir,
+            zone=self.config.site.timezone,
+            clock=self.clock,
+            keys=keys,
+            emit=self.emit,
+            status=self.snapshot,
+            config_file=self.config.file,
+        )
+        self.metering = metering
+        try:
+            metering.register(router, self.triggers)
+            return await self._serve(link, previous, state, outbox)
+        finally:
+            await metering.close()
+
+    async def _serve(
+        self, link: Link, previous: PreviousRun, state: StateStore, outbox: Outbox
+    ) -> int:
+        link_config = self.config.link
         await self._report_start(previous, state, outbox)
         self.notifier.ready()
         log.info("station %s ready (firmware %s)", self.config.station.id, firmware_version())
@@ -247,6 +275,13 @@ class Daemon:
                         watchdog_loop(self.notifier, self.health.healthy), name="watchdog"
                     ),
                 ]
+                extra = list(self.metering.loops()) if self.metering else []
+                if self.mqtt is not None:
+                    extra.append(("mqtt", self.mqtt.run_loop))
+                loops.extend(
+                    tasks.create_task(supervised(name, work, self.health), name=name)
+                    for name, work in extra
+                )
                 await self.stop_requested.wait()
                 self.notifier.stopping()
                 log.info("stopping")
@@ -297,6 +332,20 @@ class Daemon:
             return moment.astimezone(zone).isoformat(timespec="seconds")
 
         return provide
+
+    async def emit(self, message: msgspec.Struct) -> int:
+        """`EventSink.emit`, then the MQTT hook: MQTT sees what the outbox committed."""
+        assert self.events is not None
+        seq = await self.events.emit(message)
+        if self.mqtt is not None:
+            self.mqtt.on_event(message)
+        return seq
+
+    def _mqtt_publisher(self) -> MqttPublisher | None:
+        mqtt = load_mqtt(self.config)
+        if mqtt is None:
+            return None
+        return MqttPublisher(mqtt, self.config.station.id, status=self.snapshot)
 
     async def _send_now(self, request: msgspec.Struct) -> object:
         assert self.link is not None
@@ -376,6 +425,9 @@ class Daemon:
             },
             "clock_offset_s": self.clock.offset.total_seconds(),
             "failing_loops": dict(self.health.failing),
+            "meters": self.metering.meter_lines() if self.metering else {},
+            "metering": self.metering.snapshot() if self.metering else None,
+            "mqtt": self.mqtt.snapshot() if self.mqtt else None,
         }
 
     async def _status_loop(self) -> None:

@@ -45,9 +45,9 @@ import msgspec
 
 from os3p.backoff import Backoff
 from os3p.messages import MESSAGE_TYPES, MeterValuesRequest, to_payload
-from rtu.config import TableReader
+from rtu.config import Config, Problems, TableReader
 
-__all__ = ["MqttConfig", "MqttPublisher", "read_mqtt", "topic_segment"]
+__all__ = ["MqttConfig", "MqttPublisher", "load_mqtt", "read_mqtt", "topic_segment"]
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,19 @@ def read_mqtt(reader: TableReader) -> MqttConfig:
         backoff_cap=reader.number("backoff_cap", 60.0, min=0.01, max=3600),
         timeout=reader.number("timeout", 10.0, min=0.1, max=600),
     )
+
+
+def load_mqtt(config: Config) -> MqttConfig | None:
+    """The `[mqtt]` section of a loaded config, None when absent; raises ConfigInvalid."""
+    if "mqtt" not in config.devices:
+        return None
+    problems = Problems(config.file)
+    root = TableReader(config.devices, "", problems, config.file.parent)
+    reader = root.subtable("mqtt")
+    mqtt = read_mqtt(reader)
+    reader.done()
+    problems.raise_if_any()
+    return mqtt
 
 
 def topic_segment(text: str) -> str:

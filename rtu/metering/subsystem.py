@@ -200,6 +200,26 @@ class MeteringSubsystem:
                 }
         return {"meters": meters, "files": self.files.snapshot()}
 
+    def meter_lines(self) -> dict[str, str]:
+        """One line per meter for `rtu status` (its `meters` section)."""
+        lines: dict[str, str] = {}
+        for name, meter in self.snapshot()["meters"].items():
+            if meter["failing"]:
+                text = f"FAILING ({meter['last_error']}), {meter['failures']} failed reads"
+            else:
+                text = f"ok, {meter['reads']} reads, last {meter['last_read'] or 'never'}"
+            if "p1" in meter:
+                p1 = meter["p1"]
+                text += (
+                    f"; telegrams {p1['telegrams']}, CRC errors {p1['crc_errors']},"
+                    f" parse errors {p1['parse_errors']}"
+                )
+            if meter["filled_from_profile"]:
+                text += f"; {meter['filled_from_profile']} intervals filled from the profile"
+            values = ", ".join(f"{k}={v}" for k, v in list(meter["last_values"].items())[:4])
+            lines[name] = text + (f"; {values}" if values else "")
+        return lines
+
     async def close(self) -> None:
         for source in self.sampler.sources:
             try:
