@@ -151,6 +151,7 @@ class MqttPublisher:
         self._status = status
         self._queue: collections.deque[_Message] = collections.deque()
         self._queued = asyncio.Event()
+        self._backoff = Backoff(base=config.backoff_base, cap=config.backoff_cap)
         self.connected = False
         self.published = 0
         self.dropped = 0
@@ -214,7 +215,7 @@ class MqttPublisher:
         import aiomqtt
 
         config = self._config
-        backoff = Backoff(base=config.backoff_base, cap=config.backoff_cap)
+        backoff = self._backoff
         while True:
             client = aiomqtt.Client(
                 config.host,
@@ -228,28 +229,48 @@ class MqttPublisher:
                 tls_context=self._tls_context(),
             )
             try:
-                async with client:
-                    self.connected = True
-                    self.connects += 1
-                    log.info("MQTT connected to %s:%d", config.host, config.port)
-                    backoff.reset()
-                    try:
-                        await self._serve(client)
-                    finally:
-                        self.connected = False
-                        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                            async with asyncio.timeout(_STOP_TIMEOUT):
-                                await client.publish(
-                                    self.status_topic, b"offline", qos=1, retain=True
-                                )
-            except aiomqtt.MqttError as exc:
+                await self._session(client)
+            except (aiomqtt.MqttError, TimeoutError) as exc:
                 self.connected = False
-                self.last_error = str(exc)
+                self.last_error = str(exc) or type(exc).__name__
                 delay = backoff.next_delay()
                 log.warning(
-                    "MQTT %s:%d: %s; retrying in %.1f s", config.host, config.port, exc, delay
+                    "MQTT %s:%d: %s; retrying in %.1f s",
+                    config.host,
+                    config.port,
+                    self.last_error,
+                    delay,
                 )
                 await asyncio.sleep(delay)
+
+    async def _session(self, client: Any) -> None:
+        """One connection, from CONNECT to its end; every wait on the broker is bounded.
+
+        aiomqtt waits for CONNACK and for the disconnect without a deadline (2.5),
+        and a socket that paho lost mid-handshake leaves that wait hanging, so the
+        client's context is entered and left by hand, each under a timeout.
+        """
+        import aiomqtt
+
+        config = self._config
+        try:
+            async with asyncio.timeout(config.timeout):
+                await client.__aenter__()
+        except BaseException:
+            await _leave(client)
+            raise
+        self.connected = True
+        self.connects += 1
+        self._backoff.reset()
+        log.info("MQTT connected to %s:%d", config.host, config.port)
+        try:
+            await self._serve(client)
+        finally:
+            self.connected = False
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                async with asyncio.timeout(_STOP_TIMEOUT):
+                    await client.publish(self.status_topic, b"offline", qos=1, retain=True)
+            await _leave(client)
 
     async def _serve(self, client: Any) -> None:
         loop = asyncio.get_running_loop()
@@ -284,6 +305,15 @@ class MqttPublisher:
             "connects": self.connects,
             "last_error": self.last_error,
         }
+
+
+async def _leave(client: Any) -> None:
+    """Disconnect, bounded; a client that cannot even do that is dropped anyway."""
+    import aiomqtt
+
+    with contextlib.suppress(aiomqtt.MqttError, TimeoutError, OSError):
+        async with asyncio.timeout(_STOP_TIMEOUT):
+            await client.__aexit__(None, None, None)
 
 
 def _json(value: Any) -> bytes:

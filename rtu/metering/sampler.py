@@ -243,7 +243,7 @@ class Sampler:
         delays = [_MAX_SLEEP]
         if pending_clock is not None:
             delays.append((pending_clock - now).total_seconds())
-        delays.extend(deadline - mono for deadline in (next_periodic, next_retry) if deadline)
+        delays.extend(d - mono for d in (next_periodic, next_retry) if d is not None)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.0, min(delays))):
                 await changed.wait()
