@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import re
 import ssl
 from collections.abc import Callable, Mapping
@@ -225,7 +226,10 @@ class MqttPublisher:
                 identifier=self._client_id,
                 will=aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True),
                 keepalive=config.keepalive,
-                timeout=config.timeout,
+                # No deadline inside aiomqtt: it waits with asyncio.wait_for, which in
+                # Python 3.11 can swallow a cancellation (the daemon would not stop).
+                # Every wait is bounded here instead, with asyncio.timeout.
+                timeout=math.inf,
                 tls_context=self._tls_context(),
             )
             try:
@@ -268,23 +272,28 @@ class MqttPublisher:
         finally:
             self.connected = False
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                async with asyncio.timeout(_STOP_TIMEOUT):
-                    await client.publish(self.status_topic, b"offline", qos=1, retain=True)
+                await self._publish(client, self.status_topic, b"offline", True, _STOP_TIMEOUT)
             await _leave(client)
+
+    async def _publish(
+        self, client: Any, topic: str, payload: bytes, retain: bool, timeout: float | None = None
+    ) -> None:
+        """QoS 1: returns once the broker acknowledged (PUBACK), or raises TimeoutError."""
+        async with asyncio.timeout(timeout or self._config.timeout):
+            await client.publish(topic, payload, qos=1, retain=retain)
 
     async def _serve(self, client: Any) -> None:
         loop = asyncio.get_running_loop()
-        qos = 1
-        await client.publish(self.status_topic, b"online", qos=qos, retain=True)
+        await self._publish(client, self.status_topic, b"online", True)
         next_status = loop.time()
         while True:
             if self._status is not None and loop.time() >= next_status:
                 detail = _json(dict(self._status()))
-                await client.publish(f"{self.status_topic}/detail", detail, qos=qos, retain=True)
+                await self._publish(client, f"{self.status_topic}/detail", detail, True)
                 next_status = loop.time() + self._config.status_interval
             while self._queue:
                 message = self._queue[0]
-                await client.publish(message.topic, message.payload, qos=qos, retain=message.retain)
+                await self._publish(client, message.topic, message.payload, message.retain)
                 if self._queue and self._queue[0] is message:
                     self._queue.popleft()  # acknowledged: it may go
                 self.published += 1

@@ -129,6 +129,9 @@ def test_meter_values_reach_the_central_and_the_broker(tmp_path: Path) -> None:
                         lambda: meter_topics.get("os3p/SUBS 001/status") == b"offline",
                         what="offline after the stop",
                     )
+                except BaseException:
+                    print(daemon.log())  # the daemon's own account, for the failure report
+                    raise
                 finally:
                     if daemon.process is not None and daemon.process.returncode is None:
                         daemon.process.kill()
