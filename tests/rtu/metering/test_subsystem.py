@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from hil.analyser import AnalyserSimulator
+from hil.p1_meter import P1Meter
 from os3p.messages import (
     BootNotificationRequest,
     ChangeConfigurationRequest,
@@ -29,7 +30,9 @@ from os3p.messages import (
     GetFileRequest,
     GetFileResponse,
     GetFileStatus,
+    Location,
     MessageTrigger,
+    MeterValuesRequest,
     TriggerMessageRequest,
     TriggerMessageResponse,
     TriggerMessageStatus,
@@ -43,6 +46,8 @@ from rtu.handlers.core import CoreContext, register_core_handlers
 from rtu.link import Link, LinkSettings
 from rtu.metering.analyser import AnalyserConfig
 from rtu.metering.config import MeterConfig, MeteringConfig, MeteringSettings
+from rtu.metering.dsmr import DsmrVersion
+from rtu.metering.p1 import P1Port, P1Settings
 from rtu.metering.subsystem import MeteringSubsystem
 from rtu.outbox.pump import Outbox, pump_loop
 from rtu.triggers import Triggers
@@ -323,3 +328,60 @@ def test_trigger_meter_values_is_rejected_without_meters(tmp_path: Path) -> None
             await metering.close()
 
     run(scenario())
+
+
+def test_status_shows_p1_counters_and_its_readings(tmp_path: Path) -> None:
+    meter = P1Meter("5", 0.05)
+
+    async def scenario() -> None:
+        clock = Clock()
+        keys = ConfigurationKeys(
+            standard_keys(),
+            {
+                "HeartbeatInterval": 3600,
+                "websocketPingInterval": 0,
+                "Geolocation": (0.0, 0.0),
+                "StreetlightProfileMaxStackLevel": 16,
+                "MeterValueSampleInterval": 1,
+                "ClockAlignedDataInterval": 0,
+            },
+            providers={"Sunrise": lambda: "", "Sunset": lambda: ""},
+        )
+        sent: list[msgspec.Struct] = []
+
+        async def emit(message: msgspec.Struct) -> None:
+            sent.append(message)
+
+        port = P1Port(P1Settings(device=meter.device, version=DsmrVersion.V5, name="lights"))
+        metering = await MeteringSubsystem.build(
+            MeteringConfig(),
+            station_id="S",
+            data_dir=tmp_path,
+            zone=UTC,
+            clock=clock,
+            keys=keys,
+            emit=emit,
+            sources=[port],
+        )
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                loops = [tasks.create_task(loop()) for _, loop in metering.loops()]
+                await eventually(lambda: len(sent) >= 1, what="P1 MeterValues")
+                meter.corrupt_next_crc()  # the port is open now: the reader sees it
+                await eventually(lambda: port.counters.crc_errors >= 1, what="a CRC error counted")
+                for loop in loops:
+                    loop.cancel()
+            lines = metering.meter_lines()
+            snapshot = metering.snapshot()["meters"]["lights"]
+        finally:
+            await metering.close()
+        assert snapshot["p1"]["crc_errors"] == 1
+        assert "CRC errors 1" in lines["lights"]
+        assert snapshot["last_values"]["Power.Active.Import@P1Meter"].endswith(" kW")
+        assert isinstance(sent[0], MeterValuesRequest)
+        assert {sv.location for mv in sent[0].meter_value for sv in mv.sampled_value} == {
+            Location.P1_METER
+        }
+
+    with meter:
+        run(scenario())
