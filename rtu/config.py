@@ -13,8 +13,8 @@ surface months later as a silently ignored setting. So:
   OS³P ChangeConfiguration may change live in the state database
   (`rtu.state.StateStore.settings`) and override these at start.
 
-Device sections (`[io]`, `[lights]`, `[[meters]]`, `[mqtt]`, `[mv]`, `[alarms]`, `[firmware]`) are
-owned by their modules.
+Device sections (`[io]`, `[lights]`, `[[meters]]`, `[metering]`, `[mqtt]`, `[mv]`, `[alarms]`,
+`[firmware]`) are owned by their modules.
 They arrive as raw tables in `Config.devices`; each owner validates its own at
 start with the same `TableReader`, so their errors look the same:
 
@@ -62,7 +62,9 @@ __all__ = [
 ]
 
 # Sections validated by their owners (see module docstring), accepted raw here.
-DEVICE_SECTIONS: Final = frozenset({"alarms", "firmware", "io", "lights", "meters", "mqtt", "mv"})
+DEVICE_SECTIONS: Final = frozenset(
+    {"alarms", "firmware", "io", "lights", "meters", "metering", "mqtt", "mv"}
+)
 
 D = TypeVar("D")
 _PathKind = Literal["file", "dir"]

@@ -240,6 +240,8 @@ class Daemon:
             running_version=firmware_version(),
             accepted=link.accepted,
             restart=self._restart_for_update,
+            status=self.snapshot,
+            spawn=self._spawn,
         )
         self.built = built
         for subsystem in built.all:

@@ -10,6 +10,8 @@ only then does the caller carry on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 
 from os3p.messages import MESSAGE_TYPES, to_payload
@@ -25,10 +27,18 @@ class EventSink:
     def __init__(self, outbox: Outbox, validator: Validator) -> None:
         self._outbox = outbox
         self._validator = validator
+        self._listeners: list[Callable[[msgspec.Struct], None]] = []
+
+    def on_emitted(self, listener: Callable[[msgspec.Struct], None]) -> None:
+        """Called with every message once it is committed (the MQTT publisher mirrors them)."""
+        self._listeners.append(listener)
 
     async def emit(self, message: msgspec.Struct) -> int:
         """Commit `message` to the outbox; returns its sequence number."""
         action = _ACTION_OF[type(message)]
         payload = to_payload(message)
         self._validator.check_outgoing(action, "Request", payload)
-        return await self._outbox.emit(action.value, payload)
+        seq = await self._outbox.emit(action.value, payload)
+        for listener in self._listeners:
+            listener(message)
+        return seq

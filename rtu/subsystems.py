@@ -37,6 +37,9 @@ from rtu.io.modbus import ModbusIOModule
 from rtu.io.poller import IOPoller
 from rtu.lights.config import LightsConfig, read_lights_config
 from rtu.lights.subsystem import LightsSubsystem
+from rtu.metering.config import MeteringConfig, read_metering_config
+from rtu.metering.subsystem import MeteringSubsystem
+from rtu.mqtt import MqttConfig, MqttPublisher, read_mqtt_config
 from rtu.supervision.config import SupervisionConfig, read_supervision_config
 from rtu.supervision.subsystem import SupervisionSubsystem
 from rtu.triggers import Triggers
@@ -52,7 +55,9 @@ __all__ = [
 ]
 
 # Sections this build reads; every other one in the file is reported.
-_KNOWN_SECTIONS = frozenset({"io", "lights", "mv", "alarms", "firmware"})
+_KNOWN_SECTIONS = frozenset(
+    {"io", "lights", "mv", "alarms", "firmware", "meters", "metering", "mqtt"}
+)
 
 
 class Subsystem(Protocol):
@@ -71,6 +76,8 @@ class DeviceConfig:
     lights: LightsConfig | None
     supervision: SupervisionConfig
     firmware: FirmwareConfig | None  # None: UpdateFirmware is answered NotSupported
+    metering: MeteringConfig
+    mqtt: MqttConfig | None
 
 
 def _section(config: Config, name: str, problems: Problems) -> TableReader | None:
@@ -106,8 +113,17 @@ def read_device_config(config: Config) -> DeviceConfig:
     if firmware_section is not None:
         firmware = read_firmware(firmware_section)
         firmware_section.done()
+    metering = read_metering_config(config, problems)
+    mqtt = read_mqtt_config(config, problems)
     problems.raise_if_any()
-    return DeviceConfig(io=io, lights=lights, supervision=supervision, firmware=firmware)
+    return DeviceConfig(
+        io=io,
+        lights=lights,
+        supervision=supervision,
+        firmware=firmware,
+        metering=metering,
+        mqtt=mqtt,
+    )
 
 
 def check_device_sections(config: Config) -> None:
@@ -121,10 +137,16 @@ class Built:
     lights: LightsSubsystem | None
     supervision: SupervisionSubsystem
     firmware: FirmwareAgent | None
+    metering: MeteringSubsystem
+    mqtt: MqttPublisher | None
 
     @property
     def all(self) -> list[Subsystem]:
-        return [s for s in (self.lights, self.supervision, self.firmware) if s is not None]
+        return [
+            s
+            for s in (self.lights, self.supervision, self.firmware, self.metering)
+            if s is not None
+        ]
 
     def snapshot(self) -> dict[str, Any]:
         """For `rtu status`: lights and supervision at the top level, firmware nested."""
@@ -134,10 +156,17 @@ class Built:
                 merged.update(subsystem.snapshot())
         if self.firmware is not None:
             merged["firmware"] = self.firmware.snapshot()
+        merged["meters"] = self.metering.meter_lines()
+        merged["metering"] = self.metering.snapshot()
+        merged["mqtt"] = self.mqtt.snapshot() if self.mqtt is not None else None
         return merged
 
     def loops(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
-        own = [("io-poller", self.poller.poll_loop)] if self.poller is not None else []
+        own: list[tuple[str, Callable[[], Awaitable[object]]]] = []
+        if self.poller is not None:
+            own.append(("io-poller", self.poller.poll_loop))
+        if self.mqtt is not None:
+            own.append(("mqtt", self.mqtt.run_loop))
         return own + [loop for subsystem in self.all for loop in subsystem.loops()]
 
 
@@ -151,6 +180,8 @@ async def build_subsystems(
     running_version: str,
     accepted: asyncio.Event,
     restart: Callable[[], Awaitable[None]],
+    status: Callable[[], Mapping[str, Any]],
+    spawn: Callable[[Awaitable[None], str], None],
 ) -> Built:
     poller: IOPoller | None = None
     lights: LightsSubsystem | None = None
@@ -187,7 +218,47 @@ async def build_subsystems(
             restart=restart,
         )
         await firmware.open()  # before READY: resolves an interrupted update, counts the start
-    return Built(poller=poller, lights=lights, supervision=supervision, firmware=firmware)
+    mqtt: MqttPublisher | None = None
+    if devices.mqtt is not None:
+        mqtt = MqttPublisher(devices.mqtt, config.station.id, status=status)
+        events.on_emitted(mqtt.on_event)
+    metering = await MeteringSubsystem.build(
+        devices.metering,
+        station_id=config.station.id,
+        data_dir=config.data.dir,
+        zone=config.site.timezone,
+        clock=clock,
+        keys=keys,
+        emit=events.emit,
+        health=_MeterHealth(supervision, spawn),
+        status=status,
+        config_file=config.file,
+    )
+    return Built(
+        poller=poller,
+        lights=lights,
+        supervision=supervision,
+        firmware=firmware,
+        metering=metering,
+        mqtt=mqtt,
+    )
+
+
+class _MeterHealth:
+    """Metering reports a meter's failure and recovery synchronously; supervision raises
+    and resolves PowerMeterFailure through the outbox, so the call becomes a task."""
+
+    def __init__(
+        self, supervision: SupervisionSubsystem, spawn: Callable[[Awaitable[None], str], None]
+    ) -> None:
+        self._alarms = supervision.alarms
+        self._spawn = spawn
+
+    def on_source_error(self, name: str, reason: str) -> None:
+        self._spawn(self._alarms.on_source_error(name, reason), f"meter-failure-{name}")
+
+    def on_source_ok(self, name: str) -> None:
+        self._spawn(self._alarms.on_source_ok(name), f"meter-ok-{name}")
 
 
 async def close_all(built: Built) -> None:

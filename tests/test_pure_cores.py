@@ -37,6 +37,9 @@ PURE_MODULES = sorted(
         ROOT / "rtu" / "metering" / "dsmr.py",
         ROOT / "rtu" / "configkeys.py",
         ROOT / "rtu" / "firmware" / "state.py",
+        ROOT / "rtu" / "metering" / "sampling.py",
+        ROOT / "rtu" / "metering" / "registers.py",
+        ROOT / "rtu" / "metering" / "dsmr.py",
     ]
 )
 

@@ -33,9 +33,11 @@ snapshot after the outage against it.
 
 **Events** are committed to the outbox (`EventSink.emit`) in the order the
 reconciler produced them, each stamped with `clock.now()` at the step that saw
-it. Only after they are committed is the "last reported" state written to
-`lights.db`: a crash in between re-derives and re-emits them (at-least-once,
-as the outbox promises), never loses them.
+it. Before they are emitted they are *staged* in `lights.db`, in one
+transaction with the "last reported" state they lead to; once committed to the
+outbox they are unstaged. A crash in between re-emits the staged events byte for
+byte at the next start, so the central stores each once (a re-derived event
+would carry a new timestamp and be stored twice); none is ever lost.
 
 **Mode notifications** (§6.7) are sent one per contactor, with its
 `contactorId`, also for the station-wide local switch (the §6.7 note allows
@@ -49,11 +51,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
+import msgspec
+
+from os3p.actions import Action
 from os3p.messages import (
+    MESSAGE_TYPES,
     StationErrorCode,
     StationStatus,
     StatusNotificationRequest,
@@ -61,6 +68,8 @@ from os3p.messages import (
     StreetlightModeStatusNotificationRequest,
     StreetlightStatus,
     StreetlightStatusNotificationRequest,
+    from_payload,
+    to_payload,
 )
 from rtu.clock import Clock
 from rtu.events import EventSink
@@ -80,6 +89,15 @@ from rtu.lights.reconcile import (
     mode_of,
 )
 from rtu.schedule import Profile, Site, desired_state, next_change
+
+
+def _action_of(message: msgspec.Struct) -> str:
+    return next(a.value for a, (req, _) in MESSAGE_TYPES.items() if req is type(message))
+
+
+def _canonical_payload(message: msgspec.Struct) -> str:
+    return json.dumps(to_payload(message), sort_keys=True, separators=(",", ":"))
+
 
 __all__ = ["LightsController", "status_of"]
 
@@ -229,6 +247,7 @@ class LightsController:
         )
         self._cache.clear()
         self._snapshot = None  # judge only snapshots read from now on
+        await self._emit_staged()  # events a crash left between decision and outbox
         saved = {c: self.core.reported(c) for c in self.contactors}
         while True:
             self._wake.clear()
@@ -240,12 +259,15 @@ class LightsController:
                 now,
                 self._clock.monotonic(),
             )
-            await self._perform(effects)
-            saved = await self._save_reported(saved)
+            saved = await self._perform(effects, saved)
             await self._sleep(now)
 
-    async def _perform(self, effects: list[Effect]) -> None:
+    async def _perform(
+        self, effects: list[Effect], saved: dict[int, Reported]
+    ) -> dict[int, Reported]:
+        """Switch first (the lights come before the paperwork), then stage, emit, unstage."""
         wrote = False
+        messages: list[msgspec.Struct] = []
         for effect in effects:
             match effect:
                 case Command(contactor, on):
@@ -259,7 +281,7 @@ class LightsController:
                         "on" if on else "off",
                         " unexpectedly" if unexpected else "",
                     )
-                    await self._sink.emit(
+                    messages.append(
                         StreetlightStatusNotificationRequest(
                             contactor_id=contactor,
                             status=status_of(on),
@@ -269,15 +291,37 @@ class LightsController:
                     )
                 case ModeChanged(contactor, mode, at):
                     log.info("contactor %d mode %s", contactor, mode)
-                    await self._sink.emit(
+                    messages.append(
                         StreetlightModeStatusNotificationRequest(
                             contactor_id=contactor, mode=mode, timestamp=at
                         )
                     )
                 case SwitchFailure(contactor, failed, at):
-                    await self._sink.emit(self._failure_message(contactor, failed, at))
+                    messages.append(self._failure_message(contactor, failed, at))
         if wrote:
             self._poller.poke()  # see the coil and feedback sooner
+        current = {c: self.core.reported(c) for c in self.contactors}
+        changed = {c: r for c, r in current.items() if saved.get(c) != r}
+        if not messages:
+            if changed:
+                await self._store.save_reported(changed)
+            return current
+        staged = [(_action_of(m), _canonical_payload(m)) for m in messages]
+        seqs = await self._store.stage(changed, staged)
+        for message in messages:
+            await self._sink.emit(message)
+        await self._store.unstage(seqs)
+        return current
+
+    async def _emit_staged(self) -> None:
+        staged = await self._store.staged()
+        if not staged:
+            return
+        log.info("re-emitting %d event(s) staged before the last stop", len(staged))
+        for _, action, payload in staged:
+            request_type = MESSAGE_TYPES[Action(action)][0]
+            await self._sink.emit(from_payload(request_type, json.loads(payload)))
+        await self._store.unstage([seq for seq, _, _ in staged])
 
     async def _write(self, contactor: int, *, on: bool) -> None:
         try:
@@ -309,13 +353,6 @@ class LightsController:
             info=info,
             timestamp=at,
         )
-
-    async def _save_reported(self, saved: dict[int, Reported]) -> dict[int, Reported]:
-        current = {c: self.core.reported(c) for c in self.contactors}
-        changed = {c: r for c, r in current.items() if saved.get(c) != r}
-        if changed:
-            await self._store.save_reported(changed)
-        return current
 
     async def _sleep(self, now: datetime) -> None:
         until = min(

@@ -68,6 +68,17 @@ MIGRATIONS = Migrations(
             failed    INTEGER NOT NULL DEFAULT 0  -- PowerSwitchFailure outstanding
         );
         """,
+        """
+        -- Events decided but not yet known to be in the outbox: staged in the same
+        -- transaction as the `reported` state they lead to, emitted, then deleted. After
+        -- a crash in between they are emitted again byte for byte, so the central can
+        -- recognise them (instead of a re-derived event with a new timestamp).
+        CREATE TABLE staged_events (
+            seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+            action  TEXT NOT NULL,
+            payload TEXT NOT NULL       -- the OS³P payload, canonical JSON
+        );
+        """,
     ],
 )
 
@@ -206,8 +217,37 @@ class ProfileStore:
             for contactor, mode, lights, failed in rows
         }
 
+    def stage(self, states: Mapping[int, Reported], events: Sequence[tuple[str, str]]) -> list[int]:
+        """Record the new reported state and the events announcing it, atomically.
+
+        Returns the staged events' sequence numbers (to `unstage` once emitted)."""
+        with guarded(self._path), transaction(self._conn):
+            self._save_reported(states)
+            seqs = []
+            for action, payload in events:
+                cursor = self._conn.execute(
+                    "INSERT INTO staged_events (action, payload) VALUES (?, ?)", (action, payload)
+                )
+                seqs.append(int(cursor.lastrowid or 0))
+        return seqs
+
+    def staged(self) -> list[tuple[int, str, str]]:
+        with guarded(self._path):
+            rows = self._conn.execute(
+                "SELECT seq, action, payload FROM staged_events ORDER BY seq"
+            ).fetchall()
+        return [(int(seq), str(action), str(payload)) for seq, action, payload in rows]
+
+    def unstage(self, seqs: Sequence[int]) -> None:
+        with guarded(self._path), transaction(self._conn):
+            self._conn.executemany("DELETE FROM staged_events WHERE seq = ?", [(q,) for q in seqs])
+
     def save_reported(self, states: Mapping[int, Reported]) -> None:
         with guarded(self._path), transaction(self._conn):
+            self._save_reported(states)
+
+    def _save_reported(self, states: Mapping[int, Reported]) -> None:
+        if states:
             self._conn.executemany(
                 "INSERT INTO reported (contactor, mode, lights, failed) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (contactor) DO UPDATE SET"
@@ -288,3 +328,14 @@ class LightsStore:
 
     async def save_reported(self, states: Mapping[int, Reported]) -> None:
         await self._thread.run(self._store.save_reported, dict(states))
+
+    async def stage(
+        self, states: Mapping[int, Reported], events: Sequence[tuple[str, str]]
+    ) -> list[int]:
+        return await self._thread.run(self._store.stage, dict(states), list(events))
+
+    async def staged(self) -> list[tuple[int, str, str]]:
+        return await self._thread.run(self._store.staged)
+
+    async def unstage(self, seqs: Sequence[int]) -> None:
+        await self._thread.run(self._store.unstage, list(seqs))

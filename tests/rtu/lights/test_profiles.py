@@ -140,3 +140,19 @@ def test_overrides_replace_and_resume(store: ProfileStore) -> None:
     assert store.overrides() == {1: True, 2: False}
     store.remove_overrides([1, 4])
     assert store.overrides() == {2: False}
+
+
+def test_staged_events_survive_reopen_with_their_reported_state(tmp_path: Path) -> None:
+    # The controller stages events with the reported state in one transaction; a crash
+    # before `unstage` leaves both, and the next start re-emits exactly these bytes.
+    path = tmp_path / "lights.db"
+    first = ProfileStore.open(path, now=lambda: NOW)
+    payload = '{"contactorId":1,"status":"On","timestamp":"2026-11-23T17:00:00Z"}'
+    seqs = first.stage({1: Reported(lights=True)}, [("StreetlightStatusNotification", payload)])
+    first.close()  # the power goes here
+    again = ProfileStore.open(path, now=lambda: NOW)
+    assert again.reported()[1].lights is True
+    assert again.staged() == [(seqs[0], "StreetlightStatusNotification", payload)]
+    again.unstage(seqs)
+    assert again.staged() == []
+    again.close()

@@ -1,0 +1,104 @@
+"""Putting a file where GetFile's `location` says: HTTP(S) PUT or FTP/FTPS STOR.
+
+One boundary (httpx's idea): `upload` takes a URL, a name and the bytes, and
+raises only `UploadError`; aiohttp's and ftplib's exceptions are translated
+here and nowhere else. A location whose path ends in "/" is a directory: the
+file name is appended. Otherwise the location names the file itself.
+
+- `http://`, `https://`: one PUT with the bytes as body; any 2xx is success.
+  Credentials in the URL become Basic authentication (aiohttp does this).
+- `ftp://`, `ftps://`: ftplib on a worker thread (it blocks); user and
+  password from the URL (anonymous without), passive mode, binary STOR to the
+  URL's path. `ftps` is explicit TLS (AUTH TLS, then a protected data
+  channel), the common FTPS flavour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ftplib
+import io
+import ssl
+import urllib.parse
+from typing import Final
+
+import aiohttp
+
+__all__ = ["SCHEMES", "UploadError", "target_url", "upload"]
+
+SCHEMES: Final = frozenset({"http", "https", "ftp", "ftps"})
+
+
+class UploadError(Exception):
+    """The file did not arrive; `reason` says why (logged, counted as a failed attempt)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{_redacted(url)}: {reason}")
+        self.reason = reason
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for logs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def target_url(location: str, file_name: str) -> str:
+    """Where the file goes: `location`, plus the file name when it is a directory."""
+    parts = urllib.parse.urlsplit(location)
+    if parts.path == "" or parts.path.endswith("/"):
+        path = (parts.path or "/") + urllib.parse.quote(file_name)
+        return urllib.parse.urlunsplit(parts._replace(path=path))
+    return location
+
+
+async def upload(location: str, file_name: str, content: bytes, *, timeout: float) -> None:
+    url = target_url(location, file_name)
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme in ("http", "https"):
+        await _put(url, content, timeout)
+    elif scheme in ("ftp", "ftps"):
+        await asyncio.to_thread(_stor, url, content, timeout)
+    else:
+        raise UploadError(url, f"unsupported scheme {scheme!r}")
+
+
+async def _put(url: str, content: bytes, timeout: float) -> None:
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+            session.put(url, data=content) as response,
+        ):
+            if not 200 <= response.status < 300:
+                raise UploadError(url, f"HTTP {response.status} {response.reason or ''}".strip())
+    except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+        raise UploadError(url, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _stor(url: str, content: bytes, timeout: float) -> None:
+    parts = urllib.parse.urlsplit(url)
+    secure = parts.scheme.lower() == "ftps"
+    ftp: ftplib.FTP = (
+        ftplib.FTP_TLS(context=ssl.create_default_context(), timeout=timeout)
+        if secure
+        else ftplib.FTP(timeout=timeout)
+    )
+    try:
+        ftp.connect(parts.hostname or "", parts.port or 21)
+        user = urllib.parse.unquote(parts.username) if parts.username else "anonymous"
+        password = urllib.parse.unquote(parts.password) if parts.password else ""
+        ftp.login(user, password)
+        if isinstance(ftp, ftplib.FTP_TLS):
+            ftp.prot_p()
+        ftp.set_pasv(True)
+        ftp.storbinary(f"STOR {urllib.parse.unquote(parts.path)}", io.BytesIO(content))
+    except (ftplib.Error, OSError, EOFError) as exc:
+        raise UploadError(url, f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        try:
+            ftp.quit()
+        except (ftplib.Error, OSError, EOFError, AttributeError):
+            ftp.close()

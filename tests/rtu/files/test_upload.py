@@ -1,0 +1,61 @@
+"""Uploads to real servers: HTTP PUT to an aiohttp receiver, STOR to a pyftpdlib server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rtu.files.upload import UploadError, target_url, upload
+from tests.rtu.files.servers import free_port, ftp_server, http_receiver
+from tests.support.aio import UNIT, run
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        pytest.param("http://h/up/", "http://h/up/a%20b.csv", id="directory"),
+        pytest.param("ftp://u:p@h:21", "ftp://u:p@h:21/a%20b.csv", id="no-path"),
+        pytest.param("https://h/up/file.csv?sig=1", "https://h/up/file.csv?sig=1", id="file"),
+    ],
+)
+def test_target_url(location: str, expected: str) -> None:
+    assert target_url(location, "a b.csv") == expected
+
+
+def test_http_put() -> None:
+    async def scenario() -> None:
+        async with http_receiver() as receiver:
+            await upload(receiver.url, "x.csv", b"a,b\r\n", timeout=5 * UNIT)
+            assert receiver.files == {"x.csv": b"a,b\r\n"}
+            receiver.fail_first = 1
+            with pytest.raises(UploadError, match="HTTP 503"):
+                await upload(receiver.url, "y.csv", b"", timeout=5 * UNIT)
+
+    run(scenario())
+
+
+def test_ftp_stor_with_credentials_from_the_url(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        with ftp_server(tmp_path) as url:
+            await upload(url, "log.txt", b"hello\n", timeout=5 * UNIT)
+            assert (tmp_path / "log.txt").read_bytes() == b"hello\n"
+            wrong = url.replace("s3cret", "wrong")
+            with pytest.raises(UploadError) as failure:
+                await upload(wrong, "log.txt", b"", timeout=5 * UNIT)
+            assert "wrong" not in str(failure.value)  # the password stays out of logs
+
+    run(scenario())
+
+
+def test_unreachable_and_unsupported_locations() -> None:
+    async def scenario() -> None:
+        port = free_port()
+        with pytest.raises(UploadError):
+            await upload(f"http://127.0.0.1:{port}/", "f", b"", timeout=2 * UNIT)
+        with pytest.raises(UploadError):
+            await upload(f"ftp://127.0.0.1:{port}/", "f", b"", timeout=2 * UNIT)
+        with pytest.raises(UploadError, match="unsupported"):
+            await upload("gopher://h/", "f", b"", timeout=UNIT)
+
+    run(scenario())
