@@ -589,6 +589,8 @@ def _status(sim: IOModuleSimulator) -> dict[str, object]:
     return {
         "running": sim.running,
         "port": sim.port,
+        # Every coil write since start, oldest first: [seconds, coil address, value].
+        "coil_writes": [[w.at, w.address, w.value] for w in sim.coil_writes],
         "local_switch": sim.physics.local_switch,
         "contactors": {
             str(c.number): {"coil": sim.coil(c.coil), "feedback": sim.feedback(c.number)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 from datetime import datetime
 from pathlib import Path
@@ -110,5 +111,42 @@ def test_central_down_events_pile_up_then_arrive_oldest_first(tmp_path: Path) ->
             assert all(e["details"]["unexpected"] for e in events)
             received = [datetime.fromisoformat(e["receivedAt"]) for e in events]
             assert received == sorted(received)  # delivered oldest first
+
+    run(scenario(), timeout=180 * UNIT)
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("stop", ["sigkill", "sigterm"])
+def test_restart_with_the_lights_on_never_writes_off(tmp_path: Path, stop: str) -> None:
+    """DESIGN.md "Lights: safety rules": a restart must never make the lights blink."""
+
+    async def scenario() -> None:
+        from hil.demo import demo_profile
+
+        async with running_rig(tmp_path, 1, heartbeat=60) as rig:
+            station = rig.stations[0]
+            await rig.until_all_accepted(timeout=60 * UNIT)
+            now = datetime.now().astimezone()
+            answer = await rig.command(
+                station.station_id, "SetStreetlightProfile", demo_profile(1, now, [(-60, 3600)])
+            )
+            assert answer["response"]["status"] == "Accepted"
+
+            async def coil_on() -> bool:
+                status = json.loads(await rig.io_command(station, "status"))
+                return bool(status["contactors"]["1"]["coil"])
+
+            await wait_for(coil_on, 30 * UNIT, "contactor 1 on")
+            if stop == "sigkill":
+                await rig.kill_daemon(station)
+            else:
+                await rig.stop_daemon(station)
+            await rig.start_daemon(station)
+            await rig.until_all_accepted(timeout=60 * UNIT)
+            await asyncio.sleep(2.0)  # several control-loop steps after the restart
+            status = json.loads(await rig.io_command(station, "status"))
+            assert status["contactors"]["1"]["coil"] is True
+            writes = [value for _, _, value in status["coil_writes"]]
+            assert writes == [True], f"coil writes around the restart: {writes}"
 
     run(scenario(), timeout=180 * UNIT)
