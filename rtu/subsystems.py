@@ -38,6 +38,7 @@ from rtu.io.poller import IOPoller
 from rtu.lights.config import LightsConfig, read_lights_config
 from rtu.lights.subsystem import LightsSubsystem
 from rtu.metering.config import MeteringConfig, read_metering_config
+from rtu.metering.model import Sample
 from rtu.metering.subsystem import MeteringSubsystem
 from rtu.mqtt import MqttConfig, MqttPublisher, read_mqtt_config
 from rtu.supervision.config import SupervisionConfig, read_supervision_config
@@ -245,8 +246,9 @@ async def build_subsystems(
 
 
 class _MeterHealth:
-    """Metering reports a meter's failure and recovery synchronously; supervision raises
-    and resolves PowerMeterFailure through the outbox, so the call becomes a task."""
+    """Metering reports a meter's failures, recoveries and readings synchronously;
+    supervision raises and resolves PowerMeterFailure and the measured-value alarms
+    through the outbox, so each call becomes a task (owned by the daemon)."""
 
     def __init__(
         self, supervision: SupervisionSubsystem, spawn: Callable[[Awaitable[None], str], None]
@@ -259,6 +261,10 @@ class _MeterHealth:
 
     def on_source_ok(self, name: str) -> None:
         self._spawn(self._alarms.on_source_ok(name), f"meter-ok-{name}")
+
+    def on_samples(self, name: str, samples: Sequence[Sample]) -> None:
+        # HighTemperature, Under/OverVoltage from the measured values (issue "supervision").
+        self._spawn(self._alarms.on_samples(samples), f"meter-alarms-{name}")
 
 
 async def close_all(built: Built) -> None:

@@ -97,6 +97,10 @@ class SourceHealth(Protocol):
 
     def on_source_ok(self, name: str) -> None: ...
 
+    def on_samples(self, name: str, samples: Sequence[Sample]) -> None:
+        """Every successful reading (station alarms judge voltages and temperatures)."""
+        ...
+
 
 @runtime_checkable
 class ProfileSource(Protocol):
@@ -285,6 +289,8 @@ class Sampler:
         status.reads += 1
         status.last_read = self._clock.now()
         status.last_samples = samples
+        if self._health is not None:
+            self._health.on_samples(source.name, samples)
         if status.failing:
             status.failing = False
             log.info("meter %s answers again", source.name)

@@ -72,12 +72,16 @@ class FakeSource:
 class Health:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, str | None]] = []
+        self.readings: list[tuple[str, int]] = []  # (meter, number of samples)
 
     def on_source_error(self, name: str, reason: str) -> None:
         self.events.append(("error", name, reason))
 
     def on_source_ok(self, name: str) -> None:
         self.events.append(("ok", name, None))
+
+    def on_samples(self, name: str, samples: Sequence[Sample]) -> None:
+        self.readings.append((name, len(samples)))
 
 
 class Rig:
