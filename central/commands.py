@@ -45,6 +45,7 @@ from os3p.errors import (
     PayloadInvalid,
 )
 from os3p.messages import (
+    ACTION_OF,
     MESSAGE_TYPES,
     TriggerMessageRequest,
     TriggerMessageResponse,
@@ -118,7 +119,7 @@ class Commander:
         return await self.send_request(station_id, request)
 
     async def send_request(self, station_id: str, request: msgspec.Struct) -> msgspec.Struct:
-        action = next(a for a, (req, _) in MESSAGE_TYPES.items() if type(request) is req)
+        action = ACTION_OF[type(request)]
         name = action.value
         link = self._links.get(station_id)
         if link is None:

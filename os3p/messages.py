@@ -41,6 +41,7 @@ from os3p.actions import Action
 from os3p.errors import PayloadError
 
 __all__ = [
+    "ACTION_OF",
     "MESSAGE_TYPES",
     "BootNotificationRequest",
     "BootNotificationResponse",
@@ -902,6 +903,11 @@ MESSAGE_TYPES: Mapping[Action, tuple[type[msgspec.Struct], type[msgspec.Struct]]
     )
 )
 """Request and response type of each action: a constant table, not a registry."""
+
+ACTION_OF: Mapping[type[msgspec.Struct], Action] = MappingProxyType(
+    {request: action for action, (request, _) in MESSAGE_TYPES.items()}
+)
+"""The action a request type belongs to: the inverse of MESSAGE_TYPES on requests."""
 
 
 # --- Payload conversion -----------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from os3p.actions import Action
-from os3p.messages import MESSAGE_TYPES
+from os3p.messages import ACTION_OF, MESSAGE_TYPES
 
 __all__ = ["Handler", "Router"]
 
@@ -30,10 +30,6 @@ Ctx = TypeVar("Ctx")
 Req = TypeVar("Req", bound=msgspec.Struct)
 
 Handler = Callable[[Any, Ctx], Awaitable[msgspec.Struct]]
-
-_ACTION_OF: dict[type[msgspec.Struct], Action] = {
-    request: action for action, (request, _) in MESSAGE_TYPES.items()
-}
 
 
 class Router(Generic[Ctx]):
@@ -61,7 +57,7 @@ class Router(Generic[Ctx]):
     def add(
         self, request_type: type[Req], handler: Callable[[Req, Ctx], Awaitable[msgspec.Struct]]
     ) -> None:
-        action = _ACTION_OF.get(request_type)
+        action = ACTION_OF.get(request_type)
         if action is None:
             raise TypeError(f"{request_type.__name__} is not an OS³P request type")
         if action in self._handlers:

@@ -46,7 +46,7 @@ from os3p.errors import (
     InvalidResponse,
     PayloadInvalid,
 )
-from os3p.messages import MESSAGE_TYPES, PayloadError, from_payload, to_payload
+from os3p.messages import ACTION_OF, MESSAGE_TYPES, PayloadError, from_payload, to_payload
 from os3p.validation import Validator
 
 __all__ = [
@@ -116,10 +116,6 @@ class UnmatchedResponse:
 
 
 Event = CallReceived | CallCompleted | CallFailedEvent | PeerViolation | UnmatchedResponse
-
-_ACTION_OF: dict[type[msgspec.Struct], Action] = {
-    request: action for action, (request, _) in MESSAGE_TYPES.items()
-}
 
 
 @dataclasses.dataclass(slots=True)
@@ -295,7 +291,7 @@ class Session:
     # ------------------------------------------------------------------- calling
     def call(self, request: msgspec.Struct, now: float, *, timeout: float | None = None) -> str:
         """Queue one of our CALLs; returns its message id. Raises OutgoingInvalid on our bug."""
-        action = _ACTION_OF.get(type(request))
+        action = ACTION_OF.get(type(request))
         if action is None or action not in self.ours.sends:
             raise TypeError(
                 f"{type(request).__name__} is not a request the {self.ours.value} sends"

@@ -14,13 +14,11 @@ from collections.abc import Callable
 
 import msgspec
 
-from os3p.messages import MESSAGE_TYPES, to_payload
+from os3p.messages import ACTION_OF, to_payload
 from os3p.validation import Validator
 from rtu.outbox.pump import Outbox
 
 __all__ = ["EventSink"]
-
-_ACTION_OF = {request: action for action, (request, _) in MESSAGE_TYPES.items()}
 
 
 class EventSink:
@@ -35,7 +33,7 @@ class EventSink:
 
     async def emit(self, message: msgspec.Struct) -> int:
         """Commit `message` to the outbox; returns its sequence number."""
-        action = _ACTION_OF[type(message)]
+        action = ACTION_OF[type(message)]
         payload = to_payload(message)
         self._validator.check_outgoing(action, "Request", payload)
         seq = await self._outbox.emit(action.value, payload)

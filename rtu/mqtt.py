@@ -45,7 +45,7 @@ from typing import Any, Final
 import msgspec
 
 from os3p.backoff import Backoff
-from os3p.messages import MESSAGE_TYPES, MeterValuesRequest, to_payload
+from os3p.messages import ACTION_OF, MeterValuesRequest, to_payload
 from rtu.config import Config, Problems, TableReader
 
 __all__ = [
@@ -59,7 +59,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_ACTION_OF: Final = {request: action for action, (request, _) in MESSAGE_TYPES.items()}
 _SPECIAL: Final = re.compile(r"[/+#\x00]")
 _STOP_TIMEOUT: Final = 2.0
 
@@ -202,7 +201,7 @@ class MqttPublisher:
                         _Message(self.meter_topic(sampled.measurand.value, location), _json(body))
                     )
             return
-        action = _ACTION_OF.get(type(message))
+        action = ACTION_OF.get(type(message))
         if action is None:
             raise TypeError(f"{type(message).__name__} is not an OS³P request")
         self._put(_Message(self.event_topic(action.value), _json(to_payload(message))))

@@ -60,6 +60,7 @@ import msgspec
 
 from os3p.actions import Action
 from os3p.messages import (
+    ACTION_OF,
     MESSAGE_TYPES,
     StationErrorCode,
     StationStatus,
@@ -89,10 +90,6 @@ from rtu.lights.reconcile import (
     mode_of,
 )
 from rtu.schedule import Profile, Site, desired_state, next_change
-
-
-def _action_of(message: msgspec.Struct) -> str:
-    return next(a.value for a, (req, _) in MESSAGE_TYPES.items() if req is type(message))
 
 
 def _canonical_payload(message: msgspec.Struct) -> str:
@@ -306,7 +303,7 @@ class LightsController:
             if changed:
                 await self._store.save_reported(changed)
             return current
-        staged = [(_action_of(m), _canonical_payload(m)) for m in messages]
+        staged = [(ACTION_OF[type(m)].value, _canonical_payload(m)) for m in messages]
         seqs = await self._store.stage(changed, staged)
         for message in messages:
             await self._sink.emit(message)
