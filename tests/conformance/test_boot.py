@@ -26,6 +26,7 @@ from os3p.messages import (
     TriggerMessageStatus,
 )
 from rtu.link import LinkState
+from tests.central.support import running_central, scripted_station
 from tests.rtu.test_daemon import station
 from tests.rtu.test_link import rig
 from tests.support.aio import UNIT, eventually, run
@@ -139,5 +140,34 @@ def test_at_least_one_heartbeat_a_day(monkeypatch: pytest.MonkeyPatch, interval:
             await eventually(
                 lambda: central.count("Heartbeat") >= 3, timeout=5 * UNIT, what="daily heartbeats"
             )
+
+    run(scenario())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "central bug: Registry.is_accepted() counts a station whose policy is Accepted as "
+        "accepted before it has ever sent a BootNotification (nothing answered in this process, "
+        "no boot record in the store), so a Heartbeat before the first boot gets a CALLRESULT "
+        "instead of SecurityError (§3.1, DESIGN.md)"
+    ),
+)
+def test_central_accepts_nothing_before_the_first_boot_notification(tmp_path: Path) -> None:
+    """§3.1: the station MUST first send a BootNotification; the central answers any
+    other CALL before it with SecurityError (DESIGN.md) and then accepts the boot."""
+
+    async def scenario() -> None:
+        async with running_central(tmp_path) as (central, api):
+            await api.add_station("SUBS001")
+            async with scripted_station(central.ws_url, "SUBS001") as st:
+                for action, payload in (
+                    ("Heartbeat", {}),
+                    ("StatusNotification", {"status": "Ok", "errorCode": "NoError"}),
+                ):
+                    frame = await st.call(action, payload)
+                    assert frame[:3] == [4, frame[1], "SecurityError"]
+                assert (await st.boot())["status"] == "Accepted"
+                assert (await st.call("Heartbeat", {}))[0] == 3
 
     run(scenario())
