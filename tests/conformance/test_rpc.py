@@ -53,7 +53,7 @@ def now() -> str:
 def natural_language_removed(frame: list[Any]) -> list[Any]:
     """The frame without its natural-language text: CALLERROR errorDescription and a
     StatusNotification's `info` (Guide §4, the only places non-ASCII may appear)."""
-    stripped = json.loads(json.dumps(frame))
+    stripped: list[Any] = json.loads(json.dumps(frame))
     if stripped[0] == 4:
         stripped[3] = ""
     if stripped[0] == 2 and stripped[2] == "StatusNotification":

@@ -3,6 +3,7 @@ operator's CA, and a station refuses a central its CA did not certify."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from central.config import ListenConfig
@@ -10,6 +11,10 @@ from tests.central.support import running_central
 from tests.rtu.test_daemon import Daemon
 from tests.support.aio import UNIT, eventually, run
 from tests.support.tls import make_pki
+
+
+def refused_certificate(daemon: Daemon) -> Callable[[], bool]:
+    return lambda: "CERTIFICATE_VERIFY_FAILED" in daemon.log()
 
 
 def test_daemon_boots_over_wss_and_refuses_an_unknown_ca(tmp_path: Path) -> None:
@@ -46,7 +51,7 @@ def test_daemon_boots_over_wss_and_refuses_an_unknown_ca(tmp_path: Path) -> None
                         assert central.server.connected("SUBS 001")
                     else:
                         await eventually(
-                            lambda daemon=daemon: "CERTIFICATE_VERIFY_FAILED" in daemon.log(),
+                            refused_certificate(daemon),
                             timeout=15 * UNIT,
                             what="a refused certificate",
                         )
