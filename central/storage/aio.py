@@ -280,6 +280,9 @@ class AsyncStore:
     ) -> list[UploadedFile]:
         return await self._call(self._store.uploaded_files, station_id, request_id)
 
+    async def boot_answers(self) -> dict[str, BootPolicy]:
+        return await self._call(self._store.boot_answers)
+
     async def last_boot(self, station_id: str) -> BootNotification | None:
         return await self._call(self._store.last_boot, station_id)
 

@@ -155,6 +155,7 @@ class Store(Protocol):
         self, station_id: str, request_id: str | None = None
     ) -> list[UploadedFile]: ...
     def last_boot(self, station_id: str) -> BootNotification | None: ...
+    def boot_answers(self) -> dict[str, BootPolicy]: ...
     def events(
         self,
         station_id: str,
@@ -814,6 +815,17 @@ class SqlStore:
                 (station_id,),
             )
         return BootNotification(*rows[0]) if rows else None
+
+    def boot_answers(self) -> dict[str, BootPolicy]:
+        """What each station's most recent BootNotification was answered (§3.1: only a
+        station whose last boot was Accepted may send other CALLs, across restarts)."""
+        with self._db.transaction("boot_answers", write=False):
+            rows = self._db.query(
+                "SELECT b.station_id, b.answered_status FROM boot_notification b"
+                " JOIN (SELECT station_id, MAX(id) AS id FROM boot_notification"
+                " GROUP BY station_id) latest ON b.id = latest.id"
+            )
+        return {station_id: BootPolicy(answered) for station_id, answered in rows}
 
     def events(
         self,

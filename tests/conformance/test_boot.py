@@ -144,15 +144,6 @@ def test_at_least_one_heartbeat_a_day(monkeypatch: pytest.MonkeyPatch, interval:
     run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "central bug: Registry.is_accepted() counts a station whose policy is Accepted as "
-        "accepted before it has ever sent a BootNotification (nothing answered in this process, "
-        "no boot record in the store), so a Heartbeat before the first boot gets a CALLRESULT "
-        "instead of SecurityError (§3.1, DESIGN.md)"
-    ),
-)
 def test_central_accepts_nothing_before_the_first_boot_notification(tmp_path: Path) -> None:
     """§3.1: the station MUST first send a BootNotification; the central answers any
     other CALL before it with SecurityError (DESIGN.md) and then accepts the boot."""
