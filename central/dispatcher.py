@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 `submit` checks the request completely before anything is stored — every
-operation known (`central.operations`), every OS³P payload valid against its
-request schema, the caller holding every right it needs (`central.orgs`) — then
+operation known (`central.operations`), the caller holding every right it needs
+(`central.orgs`), every OS³P payload valid against its request schema — then
 stores the command `queued` (one transaction, with its audit row). A refused
 request is audited and nothing reaches the station.
 
@@ -234,8 +234,7 @@ class Dispatcher:
         if not 0 <= submission.priority <= MAX_PRIORITY:
             raise InvalidRequest(f"priority: an integer 0..{MAX_PRIORITY}")
         needed = {right_of(name, self.services) for name in names}  # UnknownOperation
-        for position, op in enumerate(submission.operations):
-            self._check_operation(sid, position, op)
+        # Rights before payloads: a caller without the right learns nothing more.
         if principal.organisation is not None:
             owner, granted = await self._store.station_rights(principal.organisation, sid)
             missing = missing_rights(needed, owner=owner, granted=granted)
@@ -249,6 +248,8 @@ class Dispatcher:
                     detail="missing " + ", ".join(sorted(str(r) for r in missing)),
                 )
                 raise Forbidden(principal, sid, missing)
+        for position, op in enumerate(submission.operations):
+            self._check_operation(sid, position, op)
         record = await self._store.submit_command(
             NewCommand(
                 correlation_id=self._new_id(),
