@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from central.operations import Right, ServiceOperation
 from central.queueing import QueuePolicy
 from central.service import CentralService
 from central.webhooks import WebhookPolicy
@@ -28,8 +29,9 @@ async def central_with(
     *,
     queue: QueuePolicy = PATIENT,
     webhooks: WebhookPolicy = WebhookPolicy(),  # noqa: B008
+    **overrides: Any,
 ) -> AsyncIterator[tuple[CentralService, Api]]:
-    config = make_config(tmp_path)
+    config = make_config(tmp_path, **overrides)
     async with CentralService(config, queue=queue, webhooks=webhooks) as central:
         async with Api(central.api_url) as api:
             yield central, api
@@ -421,3 +423,124 @@ def test_an_expired_command_is_never_sent(tmp_path: Path) -> None:
             assert st.calls_received == []
 
     run(scenario())
+
+
+def test_a_command_interrupted_by_a_restart_runs_again_unless_it_bypassed_retry(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with central_with(tmp_path) as (central, api):
+            await api.add_station("SUBS210")
+            await api.add_station("SUBS211")
+            async with (
+                scripted_station(central.ws_url, "SUBS210") as first,
+                scripted_station(central.ws_url, "SUBS211") as second,
+            ):
+                await first.boot()
+                await second.boot()
+                first.answers["Reset"] = lambda payload: None  # no answer: still running
+                second.answers["TriggerMessage"] = lambda payload: None
+                again = await submit(api, "SUBS210", {"action": "Reset"})
+                once = await submit(
+                    api,
+                    "SUBS211",
+                    {
+                        "action": "TriggerMessage",
+                        "payload": {"requestedMessage": "Heartbeat"},
+                        "bypassRetry": True,
+                    },
+                )
+                await eventually(lambda: len(first.calls_received + second.calls_received) == 2)
+                assert (await fetch(api, again))["status"] == "running"
+                assert (await fetch(api, once))["status"] == "running"
+                await central.stop()  # the central goes away with both calls out
+        async with central_with(tmp_path) as (central, api):
+            failed = await until_status(api, once, "failed")
+            assert failed["operations"][0]["error"]["error"] == "interrupted"
+            async with scripted_station(central.ws_url, "SUBS210") as first:
+                await first.boot()
+                done = await until_status(api, again, "done")
+            # Interrupted, tried while the station was away, then run on its return.
+            assert done["attempts"] == 3
+            assert [a for a, _ in first.calls_received] == ["Reset"]
+
+    run(scenario(), timeout=60 * UNIT)
+
+
+def test_the_global_limit_keeps_one_command_in_flight_over_all_stations(
+    tmp_path: Path,
+) -> None:
+    one_at_a_time = QueuePolicy(max_in_flight=1, backoff_base=timedelta(hours=1))
+
+    async def scenario() -> None:
+        async with central_with(tmp_path, queue=one_at_a_time, command_timeout=1.0 * UNIT) as (
+            central,
+            api,
+        ):
+            for sid in ("SUBS212", "SUBS213"):
+                await api.add_station(sid)
+            async with (
+                scripted_station(central.ws_url, "SUBS212") as first,
+                scripted_station(central.ws_url, "SUBS213") as second,
+            ):
+                await first.boot()
+                await second.boot()
+                first.answers["Reset"] = lambda payload: None  # holds the one slot
+                held = await submit(api, "SUBS212", {"action": "Reset"})
+                await eventually(lambda: len(first.calls_received) == 1)
+                waiting = await submit(api, "SUBS213", {"action": "Reset"})
+                await asyncio.sleep(0.5 * UNIT)
+                assert second.calls_received == []  # the slot is taken
+                assert (await fetch(api, waiting))["status"] == "queued"
+                done = await until_status(api, waiting, "done")  # after the timeout
+                timed_out = await fetch(api, held)
+            assert timed_out["operations"][0]["error"]["error"] == "timeout"
+            assert timed_out["status"] == "queued"  # retried later (backoff)
+            assert done["attempts"] == 1
+
+    run(scenario(), timeout=60 * UNIT)
+
+
+async def _link_state(central: Any, station_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {"connected": central.connected(station_id), "tag": params["tag"]}
+
+
+def _needs_tag(params: dict[str, Any]) -> None:
+    if not isinstance(params.get("tag"), str):
+        raise ValueError("tag: a string")  # noqa: TRY004 (ServiceOperation.check raises ValueError)
+
+
+def test_a_registered_service_runs_in_a_bundle_beside_os3p_actions(tmp_path: Path) -> None:
+    services = {"LinkState": ServiceOperation(Right.READ, _link_state, _needs_tag)}
+
+    async def scenario() -> None:
+        config = make_config(tmp_path)
+        async with (
+            CentralService(config, services=services) as central,
+            Api(central.api_url) as api,
+        ):
+            await api.add_station("SUBS214")
+            status, body = await api.request(
+                "POST", "/api/stations/SUBS214/requests", {"action": "LinkState", "payload": {}}
+            )
+            assert (status, body["error"], body["operation"]) == (400, "invalid_payload", 0)
+            async with scripted_station(central.ws_url, "SUBS214") as st:
+                await st.boot()
+                cid = await submit(
+                    api,
+                    "SUBS214",
+                    {
+                        "operations": [
+                            {"action": "LinkState", "payload": {"tag": "before"}},
+                            {"action": "Reset"},
+                        ]
+                    },
+                )
+                done = await until_status(api, cid, "done")
+            assert [op["result"] for op in done["operations"]] == [
+                {"connected": True, "tag": "before"},
+                {"status": "Accepted"},
+            ]
+            assert [a for a, _ in st.calls_received] == ["Reset"]
+
+    run(scenario(), timeout=60 * UNIT)
