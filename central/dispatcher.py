@@ -8,9 +8,9 @@ operation known (`central.operations`), the caller holding every right it needs
 stores the command `queued` (one transaction, with its audit row). A refused
 request is audited and nothing reaches the station.
 
-`dispatch_loop` is the only place commands start. Each round it reads the
-queued commands and asks the pure planner (`central.queueing.plan`) what to
-start and what to expire, then sleeps until woken — by a submission, a finished
+`dispatch_loop` is the only place commands start. Each round it asks the pure
+planner (`central.queueing.plan`) what to start and what to expire, then sleeps
+until woken — by a submission, a finished
 attempt, a station connecting (`CentralServer.connect_listeners`) — or until the
 planner's `wake_at` (a schedule time, a backoff's end, a deadline).
 
@@ -28,6 +28,12 @@ station refused on purpose (NotSupported, SecurityError, ...), an invalid answer
 
 A crash or stop leaves an attempt `running`; the next start re-queues it (or
 fails it, with `bypassRetry`: one attempt means at most one).
+
+The planner's input is kept in memory (`_queued`: the queued commands as
+`Candidate`s), loaded from the store at start and after a storage error, and
+updated on every submission, start and outcome. The store stays the record;
+memory only spares each round a read of the whole queue — with 5,000 commands
+waiting that read took 80 ms, and a round runs per submission and completion.
 
 Final results wake the synchronous waiters (`wait`) and the webhook notifier.
 """
@@ -149,6 +155,19 @@ def retryable(exc: CommandError) -> bool:
     return isinstance(exc, CommandRejected) and exc.code == "InternalError"
 
 
+def _candidate(record: CommandRecord) -> Candidate:
+    return Candidate(
+        correlation_id=record.correlation_id,
+        station_id=record.station_id,
+        priority=record.priority,
+        seq=record.seq,
+        schedule_time=record.schedule_time,
+        deadline=record.deadline,
+        retry_at=record.retry_at,
+        last_attempt_at=record.last_attempt_at,
+    )
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -168,6 +187,8 @@ class Dispatcher:
         self.notifier = Notifier(central.store, central.wall, webhooks)
         self._wake = asyncio.Event()
         self._running: dict[str, str] = {}  # correlation id → station
+        self._queued: dict[str, Candidate] = {}
+        self._resync = True  # load `_queued` from the store at the next round
         self._connected_since: dict[str, datetime] = {}
         self._waiters: dict[str, asyncio.Event] = {}
         self._task: asyncio.Task[None] | None = None
@@ -263,6 +284,7 @@ class Dispatcher:
             ),
             at=self._wall(),
         )
+        self._queued[record.correlation_id] = _candidate(record)
         log_event(
             log,
             logging.INFO,
@@ -315,6 +337,7 @@ class Dispatcher:
             try:
                 wake_at = await self._dispatch_round(tasks)
             except StorageError as exc:
+                self._resync = True
                 log_event(log, logging.ERROR, "queue_store_failed", station=None, error=exc)
                 await asyncio.sleep(1.0)
                 continue
@@ -326,7 +349,17 @@ class Dispatcher:
                     await self._wake.wait()
 
     async def _dispatch_round(self, tasks: asyncio.TaskGroup) -> datetime | None:
-        queued = await self._store.queued_commands()
+        if self._resync:
+            # Merged, not replaced: a submission may commit while this read runs. An
+            # entry that is no longer queued in the store is harmless: starting or
+            # expiring it finds nothing to move, and it is dropped.
+            fresh = await self._store.queued_commands()
+            self._queued.update(
+                (c.correlation_id, _candidate(c))
+                for c in fresh
+                if c.correlation_id not in self._running
+            )
+            self._resync = False
         now = self._wall()
         connected = {
             sid: since
@@ -334,20 +367,7 @@ class Dispatcher:
             if self.central.connected(sid)
         }
         decision = plan(
-            (
-                Candidate(
-                    correlation_id=c.correlation_id,
-                    station_id=c.station_id,
-                    priority=c.priority,
-                    seq=c.seq,
-                    schedule_time=c.schedule_time,
-                    deadline=c.deadline,
-                    retry_at=c.retry_at,
-                    last_attempt_at=c.last_attempt_at,
-                )
-                for c in queued
-                if c.correlation_id not in self._running
-            ),
+            self._queued.values(),
             now=now,
             busy_stations=set(self._running.values()),
             in_flight=len(self._running),
@@ -361,9 +381,11 @@ class Dispatcher:
                 at=now,
                 only_if=CommandStatus.QUEUED,
             )
+            self._queued.pop(candidate.correlation_id, None)
             if record is not None:
                 self._finished(record)
         for candidate in decision.start:
+            del self._queued[candidate.correlation_id]
             self._running[candidate.correlation_id] = candidate.station_id
             tasks.create_task(
                 self._attempt(candidate.correlation_id),
@@ -378,7 +400,9 @@ class Dispatcher:
             if record is not None:
                 await self._run(record)
         except StorageError as exc:
-            # The command stays as the store last saw it (running: re-queued at restart).
+            # The command stays as the store last saw it (running: re-queued at restart);
+            # what is queued is read again from the store.
+            self._resync = True
             log_event(
                 log,
                 logging.ERROR,
@@ -427,8 +451,12 @@ class Dispatcher:
         final = await self._store.finish_attempt(
             record.correlation_id, status=verdict.status, retry_at=verdict.retry_at, at=now
         )
-        if final is not None and final.status.final:
+        if final is None:
+            return
+        if final.status.final:
             self._finished(final)
+        else:
+            self._queued[final.correlation_id] = _candidate(final)
 
     def _check_same_connection(self, station_id: str, name: str, expected: str | None) -> None:
         """A bundle runs over one connection: a reconnect ends it (the rest is retried)."""
