@@ -199,6 +199,13 @@ class Dispatcher:
             self._finished(record)
         self.central.connect_listeners.append(self._on_connect)
         self._task = asyncio.create_task(self._main(), name="central-commands")
+        self._task.add_done_callback(self._log_end)
+
+    @staticmethod
+    def _log_end(task: asyncio.Task[None]) -> None:
+        # Only a bug ends the loops before stop(); say so at once, not at shutdown.
+        if not task.cancelled() and task.exception() is not None:
+            log.critical("the command queue stopped", exc_info=task.exception())
 
     async def stop(self) -> None:
         """Stop dispatching; an attempt in flight is cancelled and stays `running`
@@ -411,6 +418,10 @@ class Dispatcher:
                 correlation=correlation_id,
                 error=exc,
             )
+        except Exception:
+            # Our bug: logged with its traceback; the other commands carry on.
+            self._resync = True
+            log.exception("command %s: attempt failed", correlation_id)
         finally:
             self._running.pop(correlation_id, None)
             self._wake.set()

@@ -137,13 +137,13 @@ class CentralService:
         await self.stop()
 
 
-async def run_forever(config: CentralConfig) -> None:
-    """Serve until SIGINT or SIGTERM, then stop cleanly."""
+async def run_forever(config: CentralConfig, *, services: ServiceRegistry | None = None) -> None:
+    """Serve until SIGINT or SIGTERM, then stop cleanly; `services` as for CentralService."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
-    async with CentralService(config):
+    async with CentralService(config, services=services):
         await stop.wait()
         log_event(log, logging.INFO, "stopping", station=None)

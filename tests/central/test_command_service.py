@@ -544,3 +544,32 @@ def test_a_registered_service_runs_in_a_bundle_beside_os3p_actions(tmp_path: Pat
             assert [a for a, _ in st.calls_received] == ["Reset"]
 
     run(scenario(), timeout=60 * UNIT)
+
+
+def test_a_webhook_that_keeps_failing_is_given_up_and_the_result_stays(tmp_path: Path) -> None:
+    webhooks = WebhookPolicy(max_attempts=3, backoff_base=timedelta(seconds=0.05 * UNIT))
+
+    async def scenario() -> None:
+        async with (
+            central_with(tmp_path, webhooks=webhooks) as (central, admin),
+            webhook_receiver([500, 503, 500, 500]) as (url, received),
+        ):
+            await admin.add_station("SUBS215")
+            token = await organisation(admin, "acme")
+            await admin.request("PUT", "/api/organisations/acme/stations/SUBS215")
+            async with Api(central.api_url, token) as acme:
+                await acme.request("PUT", "/api/organisation/webhook", {"url": url})
+                # Offline and bypassRetry: failed at once, which is a result too.
+                cid = await submit(acme, "SUBS215", {"action": "Reset", "bypassRetry": True})
+
+                async def given_up() -> bool:
+                    notification = (await fetch(acme, cid))["notification"]
+                    return bool(notification and notification["state"] == "failed")
+
+                await eventually(given_up, timeout=10 * UNIT, what="delivery given up")
+                result = await fetch(acme, cid)
+            assert len(received) == 3
+            assert result["status"] == "failed"
+            assert result["notification"] == {"state": "failed", "attempts": 3, "error": "HTTP 500"}
+
+    run(scenario(), timeout=60 * UNIT)
