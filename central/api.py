@@ -619,7 +619,7 @@ async def add_token(request: web.Request) -> web.Response:
     return _json({"organisation": name, "token": token}, 201)
 
 
-async def _org_station_change(request: web.Request) -> tuple[str, str, bool]:
+def _org_station_change(request: web.Request) -> tuple[str, str, bool]:
     _admin_only(request)
     return (
         request.match_info["name"],
@@ -629,13 +629,13 @@ async def _org_station_change(request: web.Request) -> tuple[str, str, bool]:
 
 
 async def set_owner(request: web.Request) -> web.Response:
-    name, station_id, owned = await _org_station_change(request)
+    name, station_id, owned = _org_station_change(request)
     await request.app[_SERVER_KEY].store.set_owner(name, station_id, owned=owned)
     return web.Response(status=204)
 
 
 async def set_grant(request: web.Request) -> web.Response:
-    name, station_id, granted = await _org_station_change(request)
+    name, station_id, granted = _org_station_change(request)
     try:
         right = Right(request.match_info["right"])
     except ValueError:
