@@ -33,6 +33,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import ParamSpec, TypeVar
 
+from central.storage.commands import AsyncCommandStoreMixin
 from central.storage.errors import StoreClosed
 from central.storage.model import (
     BootNotification,
@@ -61,7 +62,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class AsyncStore:
+class AsyncStore(AsyncCommandStoreMixin):
     """Async mirror of `Store`; create with `await AsyncStore.open(url)`."""
 
     def __init__(self, store: Store, executor: ThreadPoolExecutor) -> None:

@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 from central.storage import passwords
 from central.storage._backends import Connection, PostgresConnection, Row, SqliteConnection
 from central.storage._migrations import MIGRATIONS, SCHEMA_VERSION_DDL
+from central.storage.commands import CommandStoreMixin
 from central.storage.errors import InvalidURL, SchemaTooNew, StationExists, UnknownStation
 from central.storage.faults import MV_FAULT_CODES, effect_of
 from central.storage.model import (
@@ -197,7 +198,7 @@ def _status_key(notification: StatusNotification) -> str | None:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-class SqlStore:
+class SqlStore(CommandStoreMixin):
     """`Store` over one `Connection`; the SQL is shared by both backends."""
 
     def __init__(self, db: Connection) -> None:
