@@ -2,8 +2,12 @@
 
 One boundary (httpx's idea): `upload` takes a URL, a name and the bytes, and
 raises only `UploadError`; aiohttp's and ftplib's exceptions are translated
-here and nowhere else. A location whose path ends in "/" is a directory: the
-file name is appended. Otherwise the location names the file itself.
+here and nowhere else. The location is a directory and the file goes into it
+under the name the station announced in its GetFile answer: OS³P §7.5.2's
+example location is `ftp://root:root@sftp.oursystem.foo/tmp` (a directory
+without a trailing "/"), and the central's file server issues
+`.../files/uploads/<token>` the same way. A query string (a signed URL's
+credentials) stays on the URL.
 
 - `http://`, `https://`: one PUT with the bytes as body; any 2xx is success.
   Credentials in the URL become Basic authentication (aiohttp does this).
@@ -47,12 +51,10 @@ def _redacted(url: str) -> str:
 
 
 def target_url(location: str, file_name: str) -> str:
-    """Where the file goes: `location`, plus the file name when it is a directory."""
+    """Where the file goes: `file_name` in the directory `location`."""
     parts = urllib.parse.urlsplit(location)
-    if parts.path == "" or parts.path.endswith("/"):
-        path = (parts.path or "/") + urllib.parse.quote(file_name)
-        return urllib.parse.urlunsplit(parts._replace(path=path))
-    return location
+    path = parts.path.rstrip("/") + "/" + urllib.parse.quote(file_name)
+    return urllib.parse.urlunsplit(parts._replace(path=path))
 
 
 async def upload(location: str, file_name: str, content: bytes, *, timeout: float) -> None:

@@ -16,7 +16,9 @@ from tests.support.aio import UNIT, run
     [
         pytest.param("http://h/up/", "http://h/up/a%20b.csv", id="directory"),
         pytest.param("ftp://u:p@h:21", "ftp://u:p@h:21/a%20b.csv", id="no-path"),
-        pytest.param("https://h/up/file.csv?sig=1", "https://h/up/file.csv?sig=1", id="file"),
+        pytest.param("https://h/up?sig=1", "https://h/up/a%20b.csv?sig=1", id="query-kept"),
+        # §7.5.2's example: a directory without a trailing slash
+        pytest.param("ftp://root:root@h/tmp", "ftp://root:root@h/tmp/a%20b.csv", id="spec"),
     ],
 )
 def test_target_url(location: str, expected: str) -> None:
