@@ -40,13 +40,13 @@ def daemon_for(directory: Path, central: CentralService, extra: str = "") -> Dae
 
 @contextlib.asynccontextmanager
 async def central_with_station(
-    tmp_path: Path, **overrides: Any
+    tmp_path: Path, station_id: str = STATION_ID, **overrides: Any
 ) -> AsyncIterator[tuple[CentralService, Api]]:
     """A running central that knows our station (Accepted policy, password set)."""
     directory = tmp_path / "central"
     directory.mkdir()
     async with running_central(directory, **overrides) as (central, api):
-        await api.add_station(STATION_ID, password=PASSWORD)
+        await api.add_station(station_id, password=PASSWORD)
         yield central, api
 
 
