@@ -11,6 +11,8 @@ import csv
 import io
 from pathlib import Path
 
+import pytest
+
 from hil.analyser import AnalyserSimulator
 from tests.e2e.support import (
     accepted,
@@ -23,6 +25,8 @@ from tests.e2e.support import (
     statuses,
 )
 from tests.support.aio import UNIT, eventually, run
+
+pytestmark = pytest.mark.slow
 
 METERING = """
 [metering]

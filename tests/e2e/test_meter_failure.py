@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hil.dlms_meter import DlmsMeterSimulator
 from tests.central.support import Api
 from tests.e2e.support import (
@@ -21,6 +23,8 @@ from tests.e2e.support import (
     station_path,
 )
 from tests.support.aio import UNIT, eventually, run
+
+pytestmark = pytest.mark.slow
 
 DEVICES = """
 [alarms]
