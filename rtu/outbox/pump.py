@@ -117,7 +117,9 @@ class Outbox:
         self._clock = clock
         self._changed = asyncio.Event()
         self._memory = memory if memory is not None else MemoryQueue()
-        self._disk_retry = disk_retry if disk_retry is not None else Backoff(base=1.0, cap=60.0)
+        # Capped low: a probe is one tiny transaction, and the sooner the held events are
+        # durable again, the shorter the window in which a power cut could lose them.
+        self._disk_retry = disk_retry if disk_retry is not None else Backoff(base=0.5, cap=10.0)
         self._fault: StorageFault | None = None
         self._faulted = asyncio.Event()  # set while `_fault` is not None
         self._unacked: set[int] = set()  # delivered, but the DELETE could not be written
