@@ -37,6 +37,7 @@ One pump per outbox: the in-flight set lives in the pump.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -97,9 +98,10 @@ class Outbox:
     entry); `peek` serves the stored entries first, then the held ones, so the
     pump keeps delivering. An ack whose DELETE cannot be written is remembered
     and hidden from `peek`. `recover_loop` retries the disk with backoff and
-    moves everything held into the store in one transaction (`take_over`); the
-    first success ends the fault. Listeners (`on_storage_change`) hear of each
-    transition, and each is logged once. See rtu/outbox/memory.py for what a
+    moves everything held into the store in one transaction (`take_over`), after
+    which new entries go to the store again; the fault ends once the disk has
+    taken every write for `settle` seconds. Listeners (`on_storage_change`) hear
+    of each transition, and each is logged once. See rtu/outbox/memory.py for what a
     power cut during the fault costs.
     """
 
@@ -111,6 +113,7 @@ class Outbox:
         *,
         memory: MemoryQueue | None = None,
         disk_retry: Backoff | None = None,
+        settle: float = 10.0,
     ) -> None:
         self._store = store
         self._thread = thread
@@ -122,6 +125,10 @@ class Outbox:
         self._disk_retry = disk_retry if disk_retry is not None else Backoff(base=0.5, cap=10.0)
         self._fault: StorageFault | None = None
         self._faulted = asyncio.Event()  # set while `_fault` is not None
+        self._needs_take_over = False  # memory holds entries or acks: keep off the store
+        self._last_failure = 0.0  # event loop time of the last StorageUnavailable
+        self._settle = settle
+        self._failed_again = asyncio.Event()  # wakes `recover_loop` from its settle wait
         self._unacked: set[int] = set()  # delivered, but the DELETE could not be written
         self._alias: dict[int, int] = {}  # held id -> store seq, after take_over, until acked
         self._held_of: dict[int, int] = {}  # the reverse of `_alias`
@@ -193,8 +200,11 @@ class Outbox:
         self._listeners.append(listener)
 
     def _disk_failed(self, exc: StorageUnavailable) -> None:
+        self._needs_take_over = True
+        self._last_failure = asyncio.get_running_loop().time()
+        self._failed_again.set()
         if self._fault is not None:
-            return
+            return  # one log line and one notification per fault, however it flaps
         self._fault = StorageFault(exc.reason, self._clock(), len(self._memory))
         self._faulted.set()
         log.error(
@@ -206,28 +216,47 @@ class Outbox:
             listener(self.storage_fault)
 
     async def recover_loop(self) -> NoReturn:
-        """While the disk is unusable, retry it with backoff; move the held entries in."""
+        """While the disk is unusable, retry it with backoff; move the held entries in.
+
+        The fault is declared over only once the disk has taken every write for
+        `settle` seconds: a nearly full disk accepts a commit that fits in pages
+        SQLite already owns and refuses the next, and the central should hear of
+        one fault, not of a flapping one.
+        """
+        loop = asyncio.get_running_loop()
         while True:
             await self._faulted.wait()
-            await asyncio.sleep(self._disk_retry.next_delay())
-            try:
-                await self._take_over()
-            except StorageUnavailable as exc:
-                log.debug("outbox: data disk still unusable: %s", exc)
+            if self._needs_take_over:
+                await asyncio.sleep(self._disk_retry.next_delay())
+                try:
+                    await self._take_over()
+                except StorageUnavailable as exc:
+                    self._last_failure = loop.time()
+                    log.debug("outbox: data disk still unusable: %s", exc)
+                    continue
+                if self._memory.is_empty() and not self._unacked:
+                    self._needs_take_over = False  # new entries go to the store again
+                    self._last_failure = loop.time()  # the good streak starts now
+                    self._changed.set()
                 continue
-            if self._memory.is_empty() and not self._unacked:
-                held_for = self._clock() - (self._fault.since if self._fault else self._clock())
-                self._fault = None
-                self._faulted.clear()
-                self._disk_retry.reset()
-                log.warning(
-                    "outbox: the data disk takes writes again (after %.0f s): every held"
-                    " event is stored",
-                    held_for.total_seconds(),
-                )
-                for listener in self._listeners:
-                    listener(None)
-                self._changed.set()
+            quiet = loop.time() - self._last_failure
+            if quiet < self._settle:
+                self._failed_again.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._settle - quiet):
+                        await self._failed_again.wait()
+                continue
+            held_for = self._clock() - (self._fault.since if self._fault else self._clock())
+            self._fault = None
+            self._faulted.clear()
+            self._disk_retry.reset()
+            log.warning(
+                "outbox: the data disk takes writes again (fault lasted %.0f s): every held"
+                " event is stored",
+                held_for.total_seconds(),
+            )
+            for listener in self._listeners:
+                listener(None)
 
     async def _take_over(self) -> None:
         held = list(self._memory)
@@ -270,7 +299,7 @@ class Outbox:
     async def emit(self, action: str, payload: Mapping[str, Any]) -> int:
         """Queue a CALL; returns its seq after the commit (or once held). Wakes the pump."""
         created = self._clock()
-        if self._fault is None:
+        if not self._needs_take_over:
             try:
                 seq = await self._thread.run(self._store.append, action, payload, created)
             except StorageUnavailable as exc:

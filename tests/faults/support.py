@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import re
 import subprocess
 from collections.abc import Awaitable, Callable, Iterator
@@ -235,15 +236,14 @@ def small_tmpfs(where: Path, size: str) -> Iterator[Path | None]:
 def fill(directory: Path, name: str = "ballast") -> Path:
     """Write zeros into `directory` until the disk is full; returns the ballast file."""
     ballast = directory / name
-    chunk = b"\0" * 65536
-    with ballast.open("wb") as stream:
-        with contextlib.suppress(OSError):
-            while True:
-                stream.write(chunk)
-                stream.flush()
-        # Then the odd bytes left over, so not even a small WAL frame fits.
-        with contextlib.suppress(OSError):
-            while True:
-                stream.write(b"\0" * 512)
-                stream.flush()
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        # Big chunks first, then the odd bytes left over, so not even a WAL frame fits.
+        for size in (65536, 4096, 512, 1):
+            chunk = b"\0" * size
+            with contextlib.suppress(OSError):
+                while os.write(fd, chunk) == size:
+                    pass
+    finally:
+        os.close(fd)
     return ballast

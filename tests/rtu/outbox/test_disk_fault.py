@@ -50,7 +50,7 @@ class Disk:
 
 @asynccontextmanager
 async def outbox_on(
-    path: Path, *, memory_max: int = 10_000, dead_letter_after: int = 5
+    path: Path, *, memory_max: int = 10_000, dead_letter_after: int = 5, settle: float = 10 * UNIT
 ) -> AsyncIterator[tuple[Outbox, Disk, list[StorageFault | None]]]:
     thread = DatabaseThread("test-outbox")
     database = await thread.run(open_database, path, MIGRATIONS, now=wall)
@@ -68,7 +68,7 @@ async def outbox_on(
         retry_cap=timedelta(seconds=4 * UNIT),
     )
     retry = Backoff(base=UNIT, cap=4 * UNIT, uniform=lambda low, high: high)
-    outbox = Outbox(store, thread, wall, memory=memory, disk_retry=retry)
+    outbox = Outbox(store, thread, wall, memory=memory, disk_retry=retry, settle=settle)
     transitions: list[StorageFault | None] = []
     outbox.on_storage_change(transitions.append)
     try:
@@ -214,5 +214,35 @@ def test_stored_entries_in_backoff_hold_back_the_held_ones(tmp_path: Path) -> No
                 await emit_big(outbox, range(1, 4))
                 await eventually(lambda: len(central.received) == 5)
                 assert central.received == [0, 0, 1, 2, 3]
+
+    asyncio.run(main())
+
+
+def test_a_flapping_disk_is_one_fault_not_many(tmp_path: Path) -> None:
+    """A nearly full disk takes one commit and refuses the next: report it once."""
+
+    async def main() -> None:
+        central = FakeCentral()
+        link = asyncio.Event()
+        async with outbox_on(tmp_path / "outbox.db", settle=100 * UNIT) as (
+            outbox,
+            disk,
+            transitions,
+        ):
+            async with pumping(outbox, central, link):
+                await disk.fill()
+                await emit_big(outbox, range(10))
+                for round_ in range(3):
+                    await disk.repair()
+                    await eventually(lambda: getattr(outbox.storage_fault, "held", 0) == 0)
+                    await disk.fill()
+                    await emit_big(outbox, range(10 * (round_ + 1), 10 * (round_ + 2)))
+                assert len(transitions) == 1, transitions
+                await disk.repair()
+                await eventually(lambda: outbox.storage_fault is None)
+                assert [t is None for t in transitions] == [False, True]
+                link.set()
+                await eventually(lambda: len(central.received) == 40)
+                assert central.received == list(range(40))
 
     asyncio.run(main())
