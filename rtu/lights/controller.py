@@ -318,7 +318,10 @@ class LightsController:
         if later and await self._store_write(lambda: self._store.unstage(later)):
             self._unstage_later = []
         if not messages:
-            if changed and not await self._store_write(lambda: self._store.save_reported(changed)):
+            # While lights.db is failing, rewriting the current state (after the
+            # backoff) is also the probe that notices the disk is back.
+            pending = changed or (current if self._store_error is not None else {})
+            if pending and not await self._store_write(lambda: self._store.save_reported(pending)):
                 return saved  # try again at a later step
             return current
         staged = [(ACTION_OF[type(m)].value, _canonical_payload(m)) for m in messages]

@@ -176,6 +176,9 @@ class Outbox:
         return self._store.moved_aside
 
     async def close(self) -> None:
+        if self._needs_take_over:
+            with contextlib.suppress(StorageUnavailable):
+                await self._take_over()  # the disk may work again by now: one last try
         if len(self._memory):
             log.error(
                 "stopping with %d outbox entries held in memory (the data disk is unusable:"

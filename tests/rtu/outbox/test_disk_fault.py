@@ -246,3 +246,16 @@ def test_a_flapping_disk_is_one_fault_not_many(tmp_path: Path) -> None:
                 assert central.received == list(range(40))
 
     asyncio.run(main())
+
+
+def test_a_clean_stop_stores_what_is_held_if_the_disk_works_again(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with outbox_on(tmp_path / "outbox.db") as (outbox, disk, _):
+            await disk.read_only()
+            await emit_big(outbox, range(3))
+            assert outbox.depth() == 3
+            await disk.repair()  # no recover_loop running: close must do it
+        status, _ = read_status(tmp_path / "outbox.db")
+        assert status.depth == 3
+
+    asyncio.run(main())
