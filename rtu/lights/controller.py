@@ -157,6 +157,9 @@ class LightsController:
         self._store_error: str | None = None  # why lights.db refused the last write
         self._store_backoff = 0.0
         self._store_retry_at = 0.0  # monotonic; no lights.db write before it
+        self._store_failed_at = 0.0  # monotonic time of the last failed write
+        # Seconds of successful lights.db writes before a storage error counts as over.
+        self.store_settle = 10.0
         self._unstage_later: list[int] = []  # events emitted whose unstage failed
         self.core = Reconciler(self.contactors, feedback_timeout=feedback_timeout)
         poller.subscribe(self._on_snapshot)
@@ -362,10 +365,13 @@ class LightsController:
                     exc.reason,
                 )
             self._store_error = exc.reason
+            self._store_failed_at = now
             self._store_backoff = min(30.0, self._store_backoff * 2 if self._store_backoff else 1.0)
             self._store_retry_at = now + self._store_backoff
             return False
-        if self._store_error is not None:
+        # A nearly full disk takes one write and refuses the next: declared back only
+        # after `store_settle` seconds without a failure, so the log says it once.
+        if self._store_error is not None and now - self._store_failed_at >= self.store_settle:
             log.warning("lights.db takes writes again")
             self._store_error = None
             self._store_backoff = 0.0

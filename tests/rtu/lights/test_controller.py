@@ -162,6 +162,7 @@ async def test_a_read_only_lights_db_never_stops_a_contactor_command(tmp_path: P
         assert (event["contactorId"], event["status"]) == (1, "On")
         assert st.writes(1) == [True]
         assert st.controller.snapshot()["lights_db_error"] is not None
+        st.controller.store_settle = 0.5
         await st.store._thread.run(inner._conn.execute, "PRAGMA query_only = 0")
         st.sim.force_feedback(2, True)  # a later change: its write finds the disk back
         await st.wait_events(STATUS, 2)
