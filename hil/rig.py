@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import socket
 import sys
@@ -28,6 +29,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from hil.proxy import FaultyProxy
 
 __all__ = ["Rig", "StationProcess", "free_port", "running_rig"]
 
@@ -69,7 +72,7 @@ imsi = ""
 [central]
 url = "{endpoint}"
 password = "{password}"
-call_timeout = 10
+call_timeout = {call_timeout}
 
 [data]
 dir = "{data}"
@@ -81,6 +84,7 @@ timezone = "Europe/Amsterdam"
 
 [link]
 heartbeat_interval = {heartbeat}
+websocket_ping_interval = {ping_interval}
 reconnect_backoff_base = 0.2
 reconnect_backoff_cap = 2.0
 outbox_window = 8
@@ -96,6 +100,27 @@ feedback_timeout = 2.0
 
 [mv]
 debounce = 0.1
+"""
+
+# Appended to a station's config when the rig runs a DLMS meter simulator for it.
+METER_CONFIG = """
+[metering]
+retry_interval = 0.5
+
+[alarms]
+# 1: the sampler reports a failing meter once per transition (rtu.metering.sampler),
+# so a count above 1 would never be reached.
+meter_errors = 1
+
+[[meters]]
+kind = "dlms"
+name = "transformer"
+host = "127.0.0.1"
+port = {meter_port}
+transport = "wrapper"
+authentication = "low"
+password = "12345678"
+timeout = 2
 """
 
 
@@ -121,6 +146,12 @@ class StationProcess:
     daemon: asyncio.subprocess.Process | None = None
     io: asyncio.subprocess.Process | None = None
     io_replies: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    meter_port: int = 0
+    meter: asyncio.subprocess.Process | None = None
+    # Where the daemon keeps its databases; a test may point it at a small tmpfs.
+    data_dir: Path | None = None
+    # Extra environment of the daemon process (e.g. libfaketime's LD_PRELOAD).
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def config(self) -> Path:
@@ -128,10 +159,16 @@ class StationProcess:
 
     @property
     def data(self) -> Path:
-        return self.directory / "data"
+        return self.data_dir if self.data_dir is not None else self.directory / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "rtu.log"
 
 
-async def _spawn(*argv: str, log: Path, stdin: bool = False) -> asyncio.subprocess.Process:
+async def _spawn(
+    *argv: str, log: Path, stdin: bool = False, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
     stream = log.open("ab")
     try:
         return await asyncio.create_subprocess_exec(
@@ -140,6 +177,7 @@ async def _spawn(*argv: str, log: Path, stdin: bool = False) -> asyncio.subproce
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE if stdin else stream,
             stderr=stream,
+            env={**os.environ, **env} if env else None,
         )
     finally:
         stream.close()
@@ -160,12 +198,36 @@ async def _stop(process: asyncio.subprocess.Process | None, timeout: float = 10.
 
 
 class Rig:
-    def __init__(self, workdir: Path, stations: int, *, heartbeat: int = 30) -> None:
+    """The processes of one rig.
+
+    `proxy=True` puts a `FaultyProxy` (in this process, on the caller's event loop)
+    between every daemon and the central; `ping_interval` sets the daemons'
+    websocket pings (what detects a half-open link); `meters=True` gives every
+    station a DLMS meter simulator and a `[[meters]]` section.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        stations: int,
+        *,
+        heartbeat: int = 30,
+        ping_interval: int = 0,
+        call_timeout: float = 10,
+        proxy: bool = False,
+        meters: bool = False,
+    ) -> None:
         self.workdir = workdir
         self.token = secrets.token_hex(16)
         self.ws_port = free_port()
         self.api_port = free_port()
         self.heartbeat = heartbeat
+        self.ping_interval = ping_interval
+        self.call_timeout = call_timeout
+        self.meters = meters
+        self.proxy: FaultyProxy | None = (
+            FaultyProxy("127.0.0.1", self.ws_port, port=free_port()) if proxy else None
+        )
         self.central: asyncio.subprocess.Process | None = None
         self.stations = [
             StationProcess(
@@ -173,13 +235,16 @@ class Rig:
                 directory=workdir / f"SUBS{n:03d}",
                 io_port=free_port(),
                 password=secrets.token_hex(8),
+                meter_port=free_port() if meters else 0,
             )
             for n in range(1, stations + 1)
         ]
 
     @property
     def endpoint(self) -> str:
-        return f"ws://127.0.0.1:{self.ws_port}/OS3P"
+        """The central's endpoint as the daemons see it (through the proxy, if any)."""
+        port = self.proxy.port if self.proxy is not None else self.ws_port
+        return f"ws://127.0.0.1:{port}/OS3P"
 
     # ------------------------------------------------------------ the central
     async def start_central(self) -> None:
@@ -282,22 +347,53 @@ class Rig:
         async with asyncio.timeout(10):
             return await station.io_replies.get()
 
+    async def stop_io(self, station: StationProcess) -> None:
+        """The I/O module loses power: its process ends (coil states are lost with it)."""
+        if station.io is not None and station.io.stdin is not None:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                station.io.stdin.write(b"quit\n")
+        await _stop(station.io)
+        station.io = None
+        station.io_replies = asyncio.Queue()
+
+    async def start_meter(self, station: StationProcess) -> None:
+        station.meter = await _spawn(
+            "-m", "hil.dlms_meter", "--port", str(station.meter_port),
+            log=station.directory / "meter.log",
+        )  # fmt: skip
+        async with asyncio.timeout(30):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", station.meter_port)
+                except OSError:
+                    await asyncio.sleep(0.1)
+                else:
+                    writer.close()
+                    return
+
+    async def stop_meter(self, station: StationProcess) -> None:
+        await _stop(station.meter)
+        station.meter = None
+
     async def start_daemon(self, station: StationProcess) -> None:
         station.data.mkdir(parents=True, exist_ok=True)
-        station.config.write_text(
-            STATION_CONFIG.format(
-                station_id=station.station_id,
-                number=station.station_id[-4:],
-                endpoint=self.endpoint,
-                password=station.password,
-                data=station.data,
-                heartbeat=self.heartbeat,
-                io_port=station.io_port,
-            )
+        config = STATION_CONFIG.format(
+            station_id=station.station_id,
+            number=station.station_id[-4:],
+            endpoint=self.endpoint,
+            password=station.password,
+            data=station.data,
+            heartbeat=self.heartbeat,
+            ping_interval=self.ping_interval,
+            call_timeout=self.call_timeout,
+            io_port=station.io_port,
         )
+        if station.meter_port:
+            config += METER_CONFIG.format(meter_port=station.meter_port)
+        station.config.write_text(config)
         station.daemon = await _spawn(
             "-m", "rtu.cli", "run", "--config", str(station.config),
-            log=station.directory / "rtu.log",
+            log=station.log, env=station.env,
         )  # fmt: skip
 
     async def kill_daemon(self, station: StationProcess) -> None:
@@ -312,20 +408,24 @@ class Rig:
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         await self.start_central()
+        if self.proxy is not None:
+            await self.proxy.start()
         await self.add_stations()
         for station in self.stations:
             await self.start_io(station)
+            if station.meter_port:
+                await self.start_meter(station)
             await self.start_daemon(station)
 
     async def stop(self) -> None:
         for station in self.stations:
             await _stop(station.daemon)
+        if self.proxy is not None:
+            await self.proxy.stop()
         await self.stop_central()
         for station in self.stations:
-            if station.io is not None and station.io.stdin is not None:
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    station.io.stdin.write(b"quit\n")
-            await _stop(station.io)
+            await self.stop_io(station)
+            await self.stop_meter(station)
 
     async def until_all_accepted(self, timeout: float = 60.0) -> None:
         """Wait until every station is connected and its boot was Accepted."""

@@ -48,7 +48,7 @@ from rtu.configkeys import ConfigurationKeys, standard_keys
 from rtu.events import EventSink
 from rtu.handlers.core import CoreContext, register_core_handlers
 from rtu.link import Link, LinkSettings
-from rtu.outbox.pump import Outbox, pump_loop
+from rtu.outbox.pump import Outbox, StorageFault, pump_loop
 from rtu.schedule.model import Site
 from rtu.schedule.sun import Polar, SunTime, sunrise, sunset
 from rtu.state.store import PreviousRun, StateStore
@@ -64,6 +64,7 @@ __all__ = ["Daemon", "firmware_version"]
 log = logging.getLogger(__name__)
 
 STATUS_PERIOD = 5.0
+DATA_DISK = "data disk"  # the FaultBoard source of a storage fault
 
 
 async def _firmware_not_configured(request: UpdateFirmwareRequest, ctx: object) -> msgspec.Struct:
@@ -134,6 +135,7 @@ class Daemon:
         self.events: EventSink | None = None
         self.keys: ConfigurationKeys | None = None
         self.built: Built | None = None
+        self._status_error: str | None = None  # why status.json could not be written
 
     def boot_request(self) -> BootNotificationRequest:
         station = self.config.station
@@ -192,6 +194,7 @@ class Daemon:
     ) -> int:
         self.outbox = outbox
         self.events = EventSink(outbox, self.validator)
+        outbox.on_storage_change(self._on_storage_change)
         keys = self._configuration_keys(state_thread, state, settings)
         self.keys = keys
         router: Router[CoreContext] = Router()
@@ -272,6 +275,10 @@ class Daemon:
                             self.health,
                         ),
                         name="outbox",
+                    ),
+                    tasks.create_task(
+                        supervised("outbox-disk", outbox.recover_loop, self.health),
+                        name="outbox-disk",
                     ),
                     tasks.create_task(
                         supervised("status", self._status_loop, self.health), name="status"
@@ -398,8 +405,30 @@ class Daemon:
                     )
                 )
 
+    def _on_storage_change(self, fault: StorageFault | None) -> None:
+        """The outbox's disk failed or recovered: an open OtherError at the central.
+
+        OS³P 0.4 §6.6 Table 4 has no error code for storage; OtherError is the
+        one that fits (docs/faults.md). Raised and resolved through the fault
+        board, so the station status stays one computed value; the notification
+        itself is held in memory like every event while the disk is unusable.
+        """
+        if self.built is None:
+            return
+        board = self.built.supervision.board
+
+        async def report() -> None:
+            if fault is not None:
+                info = f"data disk unusable: {fault.reason}"[:128]
+                await board.raise_fault(StationErrorCode.OTHER_ERROR, DATA_DISK, info=info)
+            else:
+                await board.resolve_fault(StationErrorCode.OTHER_ERROR, DATA_DISK)
+
+        self._spawn(report(), "storage-fault" if fault is not None else "storage-ok")
+
     def snapshot(self) -> dict[str, Any]:
         link = self.link
+        fault = self.outbox.storage_fault if self.outbox is not None else None
         return {
             "written_at": self.clock.system_now().isoformat(),
             "pid": os.getpid(),
@@ -412,6 +441,12 @@ class Daemon:
             },
             "clock_offset_s": self.clock.offset.total_seconds(),
             "failing_loops": dict(self.health.failing),
+            "storage": {
+                "fault": fault.reason if fault else None,
+                "since": fault.since.isoformat() if fault else None,
+                "held": fault.held if fault else 0,
+                "status_json": self._status_error,
+            },
             **(self.built.snapshot() if self.built is not None else {}),
         }
 
@@ -419,10 +454,25 @@ class Daemon:
         data_dir: Path = self.config.data.dir
         while not self.stop_requested.is_set():
             snapshot = self.snapshot()
-            await asyncio.to_thread(write_snapshot, data_dir, snapshot)
+            try:
+                await asyncio.to_thread(write_snapshot, data_dir, snapshot)
+            except OSError as exc:
+                # A read-only data disk: the snapshot cannot be written anywhere we own.
+                # Said once; STATUS= (systemctl status) and the log carry the fault.
+                if self._status_error is None:
+                    log.error("cannot write %s: %s", data_dir / "status.json", exc)  # noqa: TRY400
+                self._status_error = str(exc)
+            else:
+                if self._status_error is not None:
+                    log.warning("status.json is written again")
+                self._status_error = None
             assert self.outbox is not None
             link_state = snapshot["link"]["state"]
-            self.notifier.status(f"link {link_state}, outbox {self.outbox.depth()} queued")
+            disk = snapshot["storage"]["fault"]
+            self.notifier.status(
+                f"link {link_state}, outbox {self.outbox.depth()} queued"
+                + (f", DATA DISK FAULT: {disk}" if disk else "")
+            )
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(STATUS_PERIOD):
                     await self.stop_requested.wait()

@@ -6,6 +6,11 @@ GetFileStatusNotification) and every MeterValues goes through `EventSink.emit`:
 validated against its schema *before* it is committed (an invalid event is our
 bug and must surface here, not as a dead letter months later), then committed;
 only then does the caller carry on.
+
+A data disk that is full or read-only does not make `emit` raise: the outbox
+holds the event in memory, in order, delivers it from there and stores it when
+the disk works again (`rtu.outbox.pump.Outbox`, docs/faults.md). An emitter —
+the lights controller, the fault board — must never be stopped by the disk.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ class EventSink:
         self._listeners.append(listener)
 
     async def emit(self, message: msgspec.Struct) -> int:
-        """Commit `message` to the outbox; returns its sequence number."""
+        """Commit `message` to the outbox; returns its sequence number (negative: held
+        in memory during a disk fault)."""
         action = ACTION_OF[type(message)]
         payload = to_payload(message)
         self._validator.check_outgoing(action, "Request", payload)

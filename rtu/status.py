@@ -10,6 +10,7 @@ Outbox depth and dead letters are read from the outbox database itself.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -25,16 +26,58 @@ __all__ = ["STATUS_FILE", "format_status", "read_snapshot", "write_snapshot"]
 STATUS_FILE = "status.json"
 
 
+# status.json is padded with spaces to a multiple of this (JSON ignores trailing
+# whitespace), so the file always has room to be rewritten in place.
+_PAGE = 4096
+_HEADROOM = 2 * _PAGE
+
+
 def write_snapshot(data_dir: Path, snapshot: Mapping[str, Any]) -> None:
+    """Write status.json atomically; on a full disk, rewrite it in place.
+
+    A full data disk is exactly when the technician needs `rtu status`, and
+    exactly when a new file cannot be created. So every snapshot is padded to
+    leave `_HEADROOM` bytes, and when the atomic write fails with ENOSPC the
+    existing file's already-allocated blocks are overwritten instead (not
+    atomic: a reader may rarely see a torn file and retries). A read-only disk
+    leaves no way at all: the OSError propagates and the daemon reports the
+    fault elsewhere (log, STATUS=, StatusNotification).
+    """
     target = data_dir / STATUS_FILE
-    fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".status-", suffix=".json")
+    text = json.dumps(snapshot, indent=2, sort_keys=True, default=str).encode()
+    size = -(-(len(text) + _HEADROOM) // _PAGE) * _PAGE
+    padded = text + b" " * (size - len(text) - 1) + b"\n"
+    fd, tmp = -1, ""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            json.dump(snapshot, stream, indent=2, sort_keys=True, default=str)
+        fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".status-", suffix=".json")
+        with os.fdopen(fd, "wb") as stream:
+            fd = -1
+            stream.write(padded)
         os.replace(tmp, target)
+    except OSError as exc:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        if exc.errno != errno.ENOSPC:
+            raise
+        _overwrite_in_place(target, text, exc)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _overwrite_in_place(target: Path, text: bytes, cause: OSError) -> None:
+    try:
+        with target.open("r+b") as stream:
+            room = os.fstat(stream.fileno()).st_size
+            if len(text) + 1 > room:
+                raise cause
+            stream.write(text + b" " * (room - len(text) - 1) + b"\n")
+    except FileNotFoundError:
+        raise cause from None
 
 
 def read_snapshot(data_dir: Path) -> dict[str, Any] | None:
@@ -84,6 +127,14 @@ def format_status(data_dir: Path, now: datetime | None = None) -> str:
         contactors = snapshot.get("contactors") or {}
         for contactor, state in sorted(contactors.items()):
             lines.append(f"contactor {contactor}:  {state}")
+        storage = snapshot.get("storage") or {}
+        if storage.get("fault"):
+            lines.append(
+                f"DATA DISK:    {storage['fault']} (since {storage['since']};"
+                f" {storage['held']} event(s) held in memory)"
+            )
+        if snapshot.get("lights_db_error"):
+            lines.append(f"lights.db:    cannot be written: {snapshot['lights_db_error']}")
         faults = snapshot.get("open_faults") or []
         lines.append(f"open faults:  {', '.join(faults) if faults else 'none'}")
         for meter, reading in sorted((snapshot.get("meters") or {}).items()):

@@ -39,6 +39,15 @@ outbox they are unstaged. A crash in between re-emits the staged events byte for
 byte at the next start, so the central stores each once (a re-derived event
 would carry a new timestamp and be stored twice); none is ever lost.
 
+**A full or read-only data disk** never stops a contactor command (DESIGN.md
+"Lights: safety rules"; issue 4): coils are written before any bookkeeping, and
+a failed `lights.db` write (stage, unstage, "last reported") is logged once,
+retried with backoff, and the events are emitted all the same (the outbox holds
+them in memory while the disk is unusable). What is lost is only the crash
+safety of that bookkeeping for the duration: a crash during the fault may
+re-derive an event (stored twice, with a new timestamp) or re-emit a staged one
+(byte-identical: stored once).
+
 **Mode notifications** (§6.7) are sent one per contactor, with its
 `contactorId`, also for the station-wide local switch (the §6.7 note allows
 either form). When the switch is released the contactors return to different
@@ -53,7 +62,7 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 import msgspec
@@ -90,6 +99,7 @@ from rtu.lights.reconcile import (
     mode_of,
 )
 from rtu.schedule import Profile, Site, desired_state, next_change
+from rtu.storage import StorageUnavailable
 
 
 def _canonical_payload(message: msgspec.Struct) -> str:
@@ -145,6 +155,13 @@ class LightsController:
         self._snapshot: IOSnapshot | None = None  # the latest; None: module not answering
         self._wake = asyncio.Event()
         self._quiet = False  # the last step had no effects and nothing is under way
+        self._store_error: str | None = None  # why lights.db refused the last write
+        self._store_backoff = 0.0
+        self._store_retry_at = 0.0  # monotonic; no lights.db write before it
+        self._store_failed_at = 0.0  # monotonic time of the last failed write
+        # Seconds of successful lights.db writes before a storage error counts as over.
+        self.store_settle = 10.0
+        self._unstage_later: list[int] = []  # events emitted whose unstage failed
         self.core = Reconciler(self.contactors, feedback_timeout=feedback_timeout)
         poller.subscribe(self._on_snapshot)
 
@@ -226,6 +243,7 @@ class LightsController:
                 }
                 for c in self.contactors
             },
+            "lights_db_error": self._store_error,
         }
 
     def _on_snapshot(self, snapshot: IOSnapshot | None) -> None:
@@ -263,7 +281,14 @@ class LightsController:
                 self._clock.monotonic(),
             )
             saved = await self._perform(effects, saved)
-            self._quiet = not effects and self.core.settled
+            # Quiet only with nothing owed to lights.db either: while it fails, the
+            # steps that unchanged snapshots trigger are what retries it.
+            self._quiet = (
+                not effects
+                and self.core.settled
+                and self._store_error is None
+                and not self._unstage_later
+            )
             await self._sleep(now)
 
     async def _perform(
@@ -306,16 +331,65 @@ class LightsController:
             self._poller.poke()  # see the coil and feedback sooner
         current = {c: self.core.reported(c) for c in self.contactors}
         changed = {c: r for c, r in current.items() if saved.get(c) != r}
+        later = self._unstage_later
+        if later and await self._store_write(lambda: self._store.unstage(later)):
+            self._unstage_later = []
         if not messages:
-            if changed:
-                await self._store.save_reported(changed)
+            # While lights.db is failing, rewriting the current state (after the
+            # backoff) is also the probe that notices the disk is back.
+            pending = changed or (current if self._store_error is not None else {})
+            if pending and not await self._store_write(lambda: self._store.save_reported(pending)):
+                return saved  # try again at a later step
             return current
         staged = [(ACTION_OF[type(m)].value, _canonical_payload(m)) for m in messages]
-        seqs = await self._store.stage(changed, staged)
+        seqs: list[int] = []
+
+        async def stage() -> None:
+            seqs.extend(await self._store.stage(changed, staged))
+
+        was_staged = await self._store_write(stage)
         for message in messages:
             await self._sink.emit(message)
-        await self._store.unstage(seqs)
+        if not was_staged:
+            return saved  # not staged: the reported state is saved at a later step
+        if not await self._store_write(lambda: self._store.unstage(seqs)):
+            # Re-emitted byte for byte after a crash: the central stores it once.
+            self._unstage_later += seqs
         return current
+
+    async def _store_write(self, write: Callable[[], Awaitable[object]]) -> bool:
+        """A write to lights.db that must never stop the lights (safety first).
+
+        The coils are already written when this runs; a full or read-only disk
+        costs only the crash-safety of the bookkeeping (see the module docstring):
+        the failure is logged once, writes are skipped for a backoff (1 s doubling
+        to 30 s) instead of failing 20 times a second, and retried after it.
+        Returns False when the write failed or was skipped.
+        """
+        now = self._clock.monotonic()
+        if now < self._store_retry_at:
+            return False
+        try:
+            await write()
+        except StorageUnavailable as exc:
+            if self._store_error is None:
+                log.error(  # noqa: TRY400 - the reason says it all; the lights carry on
+                    "lights.db cannot be written (%s): the contactors keep switching,"
+                    " their bookkeeping waits for the disk",
+                    exc.reason,
+                )
+            self._store_error = exc.reason
+            self._store_failed_at = now
+            self._store_backoff = min(30.0, self._store_backoff * 2 if self._store_backoff else 1.0)
+            self._store_retry_at = now + self._store_backoff
+            return False
+        # A nearly full disk takes one write and refuses the next: declared back only
+        # after `store_settle` seconds without a failure, so the log says it once.
+        if self._store_error is not None and now - self._store_failed_at >= self.store_settle:
+            log.warning("lights.db takes writes again")
+            self._store_error = None
+            self._store_backoff = 0.0
+        return True
 
     async def _emit_staged(self) -> None:
         staged = await self._store.staged()

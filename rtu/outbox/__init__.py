@@ -1,6 +1,7 @@
 """The durable outbox: events committed before they count as emitted, delivered FIFO."""
 
-from rtu.outbox.pump import LinkUp, Outbox, Send, pump_loop
+from rtu.outbox.memory import MemoryQueue
+from rtu.outbox.pump import LinkUp, Outbox, Send, StorageFault, pump_loop
 from rtu.outbox.store import (
     METER_VALUES,
     DeadLetter,
@@ -17,10 +18,12 @@ __all__ = [
     "Entry",
     "FailOutcome",
     "LinkUp",
+    "MemoryQueue",
     "Outbox",
     "OutboxStatus",
     "OutboxStore",
     "Send",
+    "StorageFault",
     "pump_loop",
     "read_status",
 ]

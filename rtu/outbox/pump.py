@@ -37,6 +37,8 @@ One pump per outbox: the in-flight set lives in the pump.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
@@ -45,10 +47,18 @@ from typing import Any, NoReturn, Protocol
 
 from os3p.backoff import Backoff
 from os3p.errors import CallErrorReceived, CallTimeout, ConnectionLost, InvalidResponse
-from rtu.outbox.store import DeadLetter, Entry, FailOutcome, OutboxStatus, OutboxStore
-from rtu.storage import DatabaseThread
+from rtu.outbox.memory import MemoryQueue
+from rtu.outbox.store import (
+    DeadLetter,
+    Entry,
+    FailOutcome,
+    OutboxStatus,
+    OutboxStore,
+    encode_payload,
+)
+from rtu.storage import DatabaseThread, StorageUnavailable
 
-__all__ = ["LinkUp", "Outbox", "Send", "pump_loop"]
+__all__ = ["LinkUp", "Outbox", "Send", "StorageFault", "pump_loop"]
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +80,59 @@ class LinkUp(Protocol):
     async def wait(self) -> Any: ...
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class StorageFault:
+    """The data disk refused a write of the outbox: what `rtu status` shows."""
+
+    reason: str  # StorageUnavailable.reason, e.g. "disk full: database or disk is full"
+    since: datetime  # corrected wall time of the first failure
+    held: int  # entries waiting in memory right now
+
+
 class Outbox:
-    """The daemon's handle on the outbox: emit from anywhere on the event loop."""
+    """The daemon's handle on the outbox: emit from anywhere on the event loop.
+
+    Disk faults (issue 4). A write that raises `StorageUnavailable` puts the
+    outbox in *fault* mode: the entry is held in a `MemoryQueue` and so is every
+    later one, without touching the disk again (FIFO: nothing overtakes a held
+    entry); `peek` serves the stored entries first, then the held ones, so the
+    pump keeps delivering. An ack whose DELETE cannot be written is remembered
+    and hidden from `peek`. `recover_loop` retries the disk with backoff and
+    moves everything held into the store in one transaction (`take_over`), after
+    which new entries go to the store again; the fault ends once the disk has
+    taken every write for `settle` seconds. Listeners (`on_storage_change`) hear
+    of each transition, and each is logged once. See rtu/outbox/memory.py for what a
+    power cut during the fault costs.
+    """
 
     def __init__(
-        self, store: OutboxStore, thread: DatabaseThread, clock: Callable[[], datetime]
+        self,
+        store: OutboxStore,
+        thread: DatabaseThread,
+        clock: Callable[[], datetime],
+        *,
+        memory: MemoryQueue | None = None,
+        disk_retry: Backoff | None = None,
+        settle: float = 10.0,
     ) -> None:
         self._store = store
         self._thread = thread
         self._clock = clock
         self._changed = asyncio.Event()
+        self._memory = memory if memory is not None else MemoryQueue()
+        # Capped low: a probe is one tiny transaction, and the sooner the held events are
+        # durable again, the shorter the window in which a power cut could lose them.
+        self._disk_retry = disk_retry if disk_retry is not None else Backoff(base=0.5, cap=10.0)
+        self._fault: StorageFault | None = None
+        self._faulted = asyncio.Event()  # set while `_fault` is not None
+        self._needs_take_over = False  # memory holds entries or acks: keep off the store
+        self._last_failure = 0.0  # event loop time of the last StorageUnavailable
+        self._settle = settle
+        self._failed_again = asyncio.Event()  # wakes `recover_loop` from its settle wait
+        self._unacked: set[int] = set()  # delivered, but the DELETE could not be written
+        self._alias: dict[int, int] = {}  # held id -> store seq, after take_over, until acked
+        self._held_of: dict[int, int] = {}  # the reverse of `_alias`
+        self._listeners: list[Callable[[StorageFault | None], None]] = []
 
     @classmethod
     async def open(
@@ -91,6 +144,8 @@ class Outbox:
         dead_letter_after: int = 5,
         retry_base: timedelta = timedelta(seconds=5),
         retry_cap: timedelta = timedelta(minutes=5),
+        memory_max_entries: int = 10_000,
+        disk_retry: Backoff | None = None,
     ) -> Outbox:
         """Open the store on a fresh dedicated thread (the connection lives there)."""
         thread = DatabaseThread("outbox-db")
@@ -107,7 +162,13 @@ class Outbox:
         except BaseException:
             thread.shutdown()
             raise
-        return cls(store, thread, clock)
+        memory = MemoryQueue(
+            max_entries=memory_max_entries,
+            dead_letter_after=dead_letter_after,
+            retry_base=retry_base,
+            retry_cap=retry_cap,
+        )
+        return cls(store, thread, clock, memory=memory, disk_retry=disk_retry)
 
     @property
     def moved_aside(self) -> Path | None:
@@ -115,28 +176,212 @@ class Outbox:
         return self._store.moved_aside
 
     async def close(self) -> None:
+        if self._needs_take_over:
+            with contextlib.suppress(StorageUnavailable):
+                await self._take_over()  # the disk may work again by now: one last try
+        if len(self._memory):
+            log.error(
+                "stopping with %d outbox entries held in memory (the data disk is unusable:"
+                " %s): they are lost unless the central already acknowledged them",
+                len(self._memory),
+                self._fault.reason if self._fault else "?",
+            )
         await self._thread.run(self._store.close)
         self._thread.shutdown()
 
+    # -- disk faults ------------------------------------------------------------
+
+    @property
+    def storage_fault(self) -> StorageFault | None:
+        """None while the disk takes writes; else why not, since when, how much is held."""
+        if self._fault is None:
+            return None
+        return dataclasses.replace(self._fault, held=len(self._memory))
+
+    def on_storage_change(self, listener: Callable[[StorageFault | None], None]) -> None:
+        """Called with the fault when the disk fails, and with None when it works again."""
+        self._listeners.append(listener)
+
+    def _disk_failed(self, exc: StorageUnavailable) -> None:
+        self._needs_take_over = True
+        self._last_failure = asyncio.get_running_loop().time()
+        self._failed_again.set()
+        if self._fault is not None:
+            return  # one log line and one notification per fault, however it flaps
+        self._fault = StorageFault(exc.reason, self._clock(), len(self._memory))
+        self._faulted.set()
+        log.error(
+            "outbox: the data disk refused a write (%s): holding events in memory and"
+            " delivering them from there until it works again",
+            exc,
+        )
+        for listener in self._listeners:
+            listener(self.storage_fault)
+
+    async def recover_loop(self) -> NoReturn:
+        """While the disk is unusable, retry it with backoff; move the held entries in.
+
+        The fault is declared over only once the disk has taken every write for
+        `settle` seconds: a nearly full disk accepts a commit that fits in pages
+        SQLite already owns and refuses the next, and the central should hear of
+        one fault, not of a flapping one.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._faulted.wait()
+            if self._needs_take_over:
+                await asyncio.sleep(self._disk_retry.next_delay())
+                try:
+                    await self._take_over()
+                except StorageUnavailable as exc:
+                    self._last_failure = loop.time()
+                    log.debug("outbox: data disk still unusable: %s", exc)
+                    continue
+                if self._memory.is_empty() and not self._unacked:
+                    self._needs_take_over = False  # new entries go to the store again
+                    self._last_failure = loop.time()  # the good streak starts now
+                    self._changed.set()
+                continue
+            quiet = loop.time() - self._last_failure
+            if quiet < self._settle:
+                self._failed_again.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._settle - quiet):
+                        await self._failed_again.wait()
+                continue
+            held_for = self._clock() - (self._fault.since if self._fault else self._clock())
+            self._fault = None
+            self._faulted.clear()
+            self._disk_retry.reset()
+            log.warning(
+                "outbox: the data disk takes writes again (fault lasted %.0f s): every held"
+                " event is stored",
+                held_for.total_seconds(),
+            )
+            for listener in self._listeners:
+                listener(None)
+
+    async def _take_over(self) -> None:
+        held = list(self._memory)
+        dead = self._memory.dead_letters
+        acked = sorted(self._unacked)
+        evicted = self._memory.evicted_meter_values
+        seqs = await self._thread.run(
+            self._store.take_over,
+            [
+                (h.action, h.payload, h.created, h.attempts, h.not_before, h.last_error)
+                for h in held
+            ],
+            [
+                (
+                    (d.held.action, d.held.payload, d.held.created, d.held.attempts),
+                    d.code,
+                    d.description,
+                    d.dead_since,
+                )
+                for d in dead
+            ],
+            acked,
+            evicted,
+        )
+        self._unacked.difference_update(acked)
+        still_held = {h.id for h in self._memory}
+        self._memory.taken([h.id for h in held], len(dead), evicted)
+        stale: list[int] = []
+        for h, seq in zip(held, seqs, strict=True):
+            if h.id not in still_held:
+                stale.append(seq)  # acknowledged while the transaction ran
+            else:
+                self._alias[h.id] = seq
+                self._held_of[seq] = h.id
+        for seq in stale:
+            await self.ack(seq)
+
+    # -- the queue --------------------------------------------------------------
+
     async def emit(self, action: str, payload: Mapping[str, Any]) -> int:
-        """Queue a CALL; returns its seq after the commit. Wakes the pump."""
-        seq = await self._thread.run(self._store.append, action, payload, self._clock())
+        """Queue a CALL; returns its seq after the commit (or once held). Wakes the pump."""
+        created = self._clock()
+        if not self._needs_take_over:
+            try:
+                seq = await self._thread.run(self._store.append, action, payload, created)
+            except StorageUnavailable as exc:
+                self._disk_failed(exc)
+            else:
+                self._changed.set()
+                return seq
+        seq = self._memory.append(action, encode_payload(payload), created)
         self._changed.set()
         return seq
 
     async def peek(self, limit: int, after_seq: int | None = None) -> list[Entry]:
-        return await self._thread.run(self._store.peek, limit, self._clock(), after_seq)
+        """The due prefix: stored entries, then (during a disk fault) the held ones."""
+        now = self._clock()
+        hidden = len(self._unacked)
+        try:
+            stored, whole = await self._thread.run(self._peek_store, limit + hidden, now, after_seq)
+        except StorageUnavailable as exc:
+            # The file cannot even be read: nothing held may overtake what is in it.
+            log.warning("outbox: cannot read the queue (%s): holding back", exc)
+            self._disk_failed(exc)
+            return []
+        entries = [
+            dataclasses.replace(e, seq=self._held_of.get(e.seq, e.seq))
+            for e in stored
+            if e.seq not in self._unacked
+        ][:limit]
+        if whole and len(entries) < limit:
+            entries += self._memory.peek(limit - len(entries), now)
+        return entries
+
+    def _peek_store(
+        self, limit: int, now: datetime, after_seq: int | None
+    ) -> tuple[list[Entry], bool]:
+        # On the DB thread: the due prefix, and whether it is the whole queue (only
+        # then may held entries follow it).
+        entries = self._store.peek(limit, now, after_seq)
+        return entries, len(entries) == self._store.depth() and after_seq is None
 
     async def ack(self, seq: int) -> bool:
-        return await self._thread.run(self._store.ack, seq)
+        if seq < 0 and seq not in self._alias:
+            return self._memory.ack(seq)
+        stored = self._alias.pop(seq, seq)
+        self._held_of.pop(stored, None)
+        if stored in self._unacked:
+            return False
+        try:
+            return await self._thread.run(self._store.ack, stored)
+        except StorageUnavailable as exc:
+            self._unacked.add(stored)  # delivered: never send it again; delete it later
+            self._disk_failed(exc)
+            return True
 
     async def failed(self, seq: int, code: str, description: str) -> FailOutcome:
-        return await self._thread.run(self._store.failed, seq, code, description, self._clock())
+        if seq < 0 and seq not in self._alias:
+            return self._memory.failed(seq, code, description, self._clock())
+        stored = self._alias.get(seq, seq)
+        try:
+            outcome = await self._thread.run(
+                self._store.failed, stored, code, description, self._clock()
+            )
+        except StorageUnavailable as exc:
+            # The attempt cannot be recorded: the entry stays due and is sent again.
+            self._disk_failed(exc)
+            return FailOutcome.RETRY
+        if outcome is FailOutcome.DEAD_LETTERED:
+            self._alias.pop(seq, None)
+            self._held_of.pop(stored, None)
+        return outcome
 
     async def seconds_until_retry(self) -> float | None:
         """Seconds until the next entry in backoff is due; None if none waits."""
         now = self._clock()
-        when = await self._thread.run(self._store.earliest_retry, now)
+        try:
+            stored = await self._thread.run(self._store.earliest_retry, now)
+        except StorageUnavailable:
+            stored = None
+        held = self._memory.earliest_retry(now)
+        when = min((m for m in (stored, held) if m is not None), default=None)
         return None if when is None else max(0.0, (when - now).total_seconds())
 
     async def status(self) -> OutboxStatus:
@@ -146,8 +391,8 @@ class Outbox:
         return await self._thread.run(self._store.dead_letters)
 
     def depth(self) -> int:
-        """Entries queued (cheap: kept in memory by the store, read without the thread)."""
-        return self._store.depth()
+        """Entries queued, stored or held (cheap: read without the thread)."""
+        return self._store.depth() - len(self._unacked) + len(self._memory)
 
     def notify(self) -> None:
         """Wake the pump: something it may act on has changed."""

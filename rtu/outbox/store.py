@@ -38,7 +38,7 @@ import enum
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,8 +55,10 @@ from rtu.storage import (
 __all__ = [
     "METER_VALUES",
     "DeadLetter",
+    "DeadRow",
     "Entry",
     "FailOutcome",
+    "HeldRow",
     "OutboxStatus",
     "OutboxStore",
     "encode_payload",
@@ -161,6 +163,13 @@ class FailOutcome(enum.Enum):
     RETRY = "retry"  # stays at its place in the queue, due again at `not_before`
     DEAD_LETTERED = "dead_lettered"  # moved to `dead_letter`
     UNKNOWN = "unknown"  # no such entry (already acked, evicted or dead-lettered)
+
+
+# A held entry as `take_over` stores it: action, payload text, created, attempts,
+# not_before, last_error.
+HeldRow = tuple[str, str, datetime, int, datetime | None, str | None]
+# A held dead letter: (action, payload, created, attempts), code, description, dead since.
+DeadRow = tuple[tuple[str, str, datetime, int], str, str, datetime]
 
 
 def encode_payload(payload: Mapping[str, Any]) -> str:
@@ -377,6 +386,70 @@ class OutboxStore:
                 description,
             )
         return outcome
+
+    def take_over(
+        self,
+        held: Sequence[HeldRow],
+        dead: Sequence[DeadRow],
+        acked: Sequence[int],
+        evicted: int,
+    ) -> list[int]:
+        """Move what waited in memory during a disk fault into the store, in one transaction.
+
+        `held` are appended in order (with their CALLERROR attempts and backoff),
+        `dead` go to `dead_letter`, `acked` seqs (delivered while their DELETE
+        could not be written) are deleted, `evicted` MeterValues are counted.
+        Returns the new seqs of `held`. It is also the probe of the disk: it always
+        writes (the counter row), so a success means the disk takes writes again.
+        """
+        seqs: list[int] = []
+        with guarded(self._path), transaction(self._conn):
+            deleted = 0
+            for seq in acked:
+                deleted += self._conn.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
+            for action, payload, created, attempts, not_before, last_error in held:
+                cursor = self._conn.execute(
+                    "INSERT INTO outbox (action, payload, created, attempts, not_before,"
+                    " last_error) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        action,
+                        payload,
+                        _ts(created),
+                        attempts,
+                        None if not_before is None else _ts(not_before),
+                        last_error,
+                    ),
+                )
+                assert cursor.lastrowid is not None
+                seqs.append(cursor.lastrowid)
+            for (action, payload, created, attempts), code, description, since in dead:
+                # Through `outbox`, so the dead letter gets a seq from AUTOINCREMENT that
+                # no later entry can reuse (dead_letter.seq is its primary key).
+                cursor = self._conn.execute(
+                    "INSERT INTO outbox (action, payload, created) VALUES (?, ?, ?)",
+                    (action, payload, _ts(created)),
+                )
+                self._conn.execute(
+                    "INSERT INTO dead_letter (seq, action, payload, created, attempts, code,"
+                    " description, dead_since) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        cursor.lastrowid,
+                        action,
+                        payload,
+                        _ts(created),
+                        attempts,
+                        code,
+                        description,
+                        _ts(since),
+                    ),
+                )
+                self._conn.execute("DELETE FROM outbox WHERE seq = ?", (cursor.lastrowid,))
+            self._conn.execute(
+                "UPDATE counters SET value = value + ? WHERE name = 'evicted_meter_values'",
+                (evicted,),
+            )
+        self._depth += len(seqs) - deleted
+        return seqs
 
     def depth(self) -> int:
         return self._depth

@@ -17,37 +17,18 @@ import json
 import random
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from hil.rig import Rig, running_rig
+from hil.rig import running_rig
+from tests.faults.support import FaultTable, assert_running, light_events, statuses, wait_for
 from tests.support.aio import UNIT, run
 
 
-async def light_events(rig: Rig, station_id: str) -> list[dict[str, Any]]:
-    body = await rig.api(
-        "GET", f"/api/stations/{station_id}/events?kind=StreetlightStatusNotification&limit=10000"
-    )
-    events: list[dict[str, Any]] = body["events"]
-    return sorted(events, key=lambda e: datetime.fromisoformat(e["occurredAt"]))
-
-
-def statuses(events: list[dict[str, Any]], contactor: int) -> list[str]:
-    return [e["details"]["status"] for e in events if e["details"]["contactorId"] == contactor]
-
-
-async def wait_for(condition: Any, timeout: float, what: str) -> None:
-    """Poll `condition` (it asks another process's API) until it holds."""
-    async with asyncio.timeout(timeout):
-        while True:
-            if await condition():
-                return
-            await asyncio.sleep(0.2)
-
-
 @pytest.mark.faults
-def test_sigkill_at_random_moments_loses_no_event_and_stores_none_twice(tmp_path: Path) -> None:
+def test_sigkill_at_random_moments_loses_no_event_and_stores_none_twice(
+    tmp_path: Path, fault_table: FaultTable
+) -> None:
     rng = random.Random(20261123)
 
     async def scenario() -> None:
@@ -84,13 +65,26 @@ def test_sigkill_at_random_moments_loses_no_event_and_stores_none_twice(tmp_path
             # Every flip that the daemon saw is a transition; flips undone while it was
             # down are invisible to any observer, so there may be fewer, never more.
             assert flips // 2 <= len(seen) <= flips + 1
+            # The table's "sent" is what the daemon could have seen: a transition per
+            # alternation at the central, plus none missing (an equal pair would show it).
+            lost = sum(a == b for a, b in itertools.pairwise(seen))
+            fault_table.record(
+                "daemon SIGKILL x20",
+                sent=len(seen) + lost,
+                stored=len(seen),
+                lost=lost,
+                doubled=len(stamps) - len(set(stamps)),
+            )
+            assert_running(station)
             print(f"{flips} flips, 20 power cuts: {len(seen)} transitions stored, none lost")
 
     run(scenario(), timeout=300 * UNIT)
 
 
 @pytest.mark.faults
-def test_central_down_events_pile_up_then_arrive_oldest_first(tmp_path: Path) -> None:
+def test_central_down_events_pile_up_then_arrive_oldest_first(
+    tmp_path: Path, fault_table: FaultTable
+) -> None:
     async def scenario() -> None:
         async with running_rig(tmp_path, 1, heartbeat=60) as rig:
             station = rig.stations[0]
@@ -107,6 +101,13 @@ def test_central_down_events_pile_up_then_arrive_oldest_first(tmp_path: Path) ->
 
             await wait_for(all_arrived, 60 * UNIT, "the backlog")
             events = await light_events(rig, station.station_id)
+            fault_table.record(
+                "central down (backlog)",
+                sent=len(sequence),
+                stored=len(statuses(events, 2)),
+                lost=max(0, len(sequence) - len(statuses(events, 2))),
+                doubled=max(0, len(statuses(events, 2)) - len(sequence)),
+            )
             assert statuses(events, 2) == [s.capitalize() for s in sequence]
             assert all(e["details"]["unexpected"] for e in events)
             received = [datetime.fromisoformat(e["receivedAt"]) for e in events]

@@ -144,3 +144,27 @@ async def test_the_schedule_catches_up_when_the_module_is_back(tmp_path: Path) -
         (event,) = await st.wait_events(STATUS, 1)
         assert (event["contactorId"], event["status"]) == (4, "On")
         assert st.writes(4) == [True]
+
+
+@async_test
+async def test_a_read_only_lights_db_never_stops_a_contactor_command(tmp_path: Path) -> None:
+    """Issue 4 / safety first: the bookkeeping fails, the lights switch all the same."""
+    async with station(tmp_path) as st:
+        await until(lambda: st.controller.core.available)
+        on, off = soon(st.clock, 4 * UNIT), soon(st.clock, 3600)
+        await st.store.install(1, [daily(1, 0, on, off)], clear_all=False, max_stack_level=9)
+        profiles = await st.store.profiles()
+        # The store's own connection, on its own thread: SQLITE_READONLY from now on.
+        inner = st.store._store  # the test plays the failing disk
+        await st.store._thread.run(inner._conn.execute, "PRAGMA query_only = 1")
+        st.controller.set_profiles(profiles)
+        (event,) = await st.wait_events(STATUS, 1, within=WAIT + 4 * UNIT)
+        assert (event["contactorId"], event["status"]) == (1, "On")
+        assert st.writes(1) == [True]
+        assert st.controller.snapshot()["lights_db_error"] is not None
+        st.controller.store_settle = 0.5
+        await st.store._thread.run(inner._conn.execute, "PRAGMA query_only = 0")
+        st.sim.force_feedback(2, True)  # a later change: its write finds the disk back
+        await st.wait_events(STATUS, 2)
+        await until(lambda: st.controller.snapshot()["lights_db_error"] is None, within=10.0)
+        assert await st.store.staged() == []
