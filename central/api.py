@@ -38,6 +38,7 @@ from central.errors import (
     UnknownCommand,
 )
 from central.files import UnknownUpload, safe_name
+from central.inventory_api import add_routes as add_inventory_routes
 from central.logs import log_event
 from central.server import CentralServer
 from central.storage import (
@@ -482,4 +483,5 @@ def build_app(central: CentralServer) -> web.Application:
     app.router.add_get("/files/firmware/{name}", firmware)
     app.router.add_put("/files/uploads/{token}/{name}", upload)
     app.router.add_post("/files/uploads/{token}/{name}", upload)
+    add_inventory_routes(app, central)
     return app

@@ -55,6 +55,7 @@ __all__ = [
     "StationRecord",
     "parse_csv",
     "parse_json",
+    "parse_meter",
     "parse_shipment",
 ]
 
@@ -463,7 +464,23 @@ def _json_station(checker: _Checker, item: Mapping[str, Any], path: str) -> Stat
     return StationRecord(station_id, password, cert_identity, timezone, tuple(meters), None, path)
 
 
-# ------------------------------------------------------------------ entry point
+# ------------------------------------------------------------------ entry points
+def parse_meter(item: object) -> MeterRecord:
+    """One meter as the API's JSON object (`meterId`, `kind`, `protocol`, `channel`);
+    its problems carry JSON pointers into that object."""
+    checker = _Checker()
+    if not isinstance(item, dict):
+        raise ShipmentInvalid([Problem("a meter must be a JSON object", None, None, "")])
+    _unknown_keys(checker, item, _METER_KEYS, "")
+    where: tuple[int | None, str | None] = (None, "")
+    record = _meter(
+        checker, item.get("meterId"), item.get("kind"), item.get("protocol"), row=item, where=where
+    )
+    if record is None or checker.problems:
+        raise ShipmentInvalid(checker.problems)
+    return record
+
+
 def parse_shipment(data: bytes, media_type: str) -> Shipment:
     """`media_type` `text/csv` or `application/json` (parameters ignored)."""
     kind = media_type.split(";", maxsplit=1)[0].strip().lower()
