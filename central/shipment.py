@@ -44,7 +44,7 @@ import zoneinfo
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from central.meters import E_CHANNEL, MeterKind, MeterProtocol, channel_problem
+from central.meters import E_CHANNEL, G_CHANNELS, MeterKind, MeterProtocol, channel_problem
 
 __all__ = [
     "CSV_COLUMNS",
@@ -199,7 +199,7 @@ class _Checker:
             channel = int(value)
         else:
             channel = None
-        if channel is None:
+        if channel is None or not 0 <= channel <= max(G_CHANNELS):
             self.add("an integer 0..4", "channel", *where)
             return None
         if kind is not None and (reason := channel_problem(kind, channel)) is not None:
