@@ -317,6 +317,10 @@ async def _fill_gaps(
                 "GetFile",
                 {
                     "requestId": request_id,
+                    # The trailing "/" makes the location a directory: the RTU then
+                    # appends its file name (rtu.files.upload.target_url), which is
+                    # what the central's upload route /files/uploads/{token}/{name} wants.
+                    "location": central.files.issue_upload(station_id, request_id) + "/",
                     "fileType": "MeterValueHistory",
                     "startTime": _iso(first),
                     "stopTime": _iso(last),
