@@ -16,6 +16,8 @@ run them later. Parameters use the API's wire names; a bad one is `BadParams`.
   them idempotently (`import_meter_values`) and compute again. A fill that cannot
   happen (station offline, GetFile Rejected, UploadFailed, timeout, bad file)
   does not fail the read: the result lists the gaps left and `gapFill` says why.
+  Its outcomes: `imported`, `offline`, `command_failed` (lost during the call,
+  timeout, CALLERROR), `rejected`, `timeout`, `upload_failed`, `no_file`, `bad_file`.
 - `FindEvents` — stored events by category (the `EventKind`s, `FaultsOpen`,
   `FaultsClosed`) and period.
 - `GetFirmwareVersion` — from the station's last BootNotification.
@@ -309,6 +311,9 @@ async def _fill_gaps(
         "stopTime": _iso(last),
         "imported": 0,
     }
+    if not central.connected(station_id):
+        # Checked first so that no upload location is issued for nothing.
+        return report | {"outcome": "offline", "message": "the station is not connected"}
     inbox = _Inbox(central, station_id)
     try:
         try:

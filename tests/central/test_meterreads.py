@@ -200,7 +200,8 @@ def _history_rows() -> list[HistoryRow]:
 
 
 def _serve_history(st: ScriptedStation, outcome: str = "Uploaded") -> list[dict[str, Any]]:
-    """Answer GetFile like the RTU: Accepted, then Uploading, the upload, Uploaded."""
+    """Answer GetFile like the RTU: Accepted, then Uploading, the upload, Uploaded.
+    Or fail: `UploadFailed`, `garbage` (a file that is not the history), `silent`."""
     requests: list[dict[str, Any]] = []
     name = "SUBS501_MeterValueHistory.csv"
     st.answers["GetFile"] = lambda payload: {"status": "Accepted", "fileName": name}
@@ -210,12 +211,15 @@ def _serve_history(st: ScriptedStation, outcome: str = "Uploaded") -> list[dict[
             return
         requests.append(payload)
         request_id = payload["requestId"]
-        await st.result(
-            "GetFileStatusNotification", {"status": "Uploading", "requestId": request_id}
-        )
-        if outcome == "Uploaded":
-            await upload(payload["location"], name, history_csv(_history_rows()), timeout=10 * UNIT)
-        await st.result("GetFileStatusNotification", {"status": outcome, "requestId": request_id})
+        if outcome == "silent":
+            return
+        uploading = {"status": "Uploading", "requestId": request_id}
+        await st.result("GetFileStatusNotification", uploading)
+        if outcome in ("Uploaded", "garbage"):
+            content = history_csv(_history_rows()) if outcome == "Uploaded" else b"no,csv\r\n"
+            await upload(payload["location"], name, content, timeout=10 * UNIT)
+        status = "UploadFailed" if outcome == "UploadFailed" else "Uploaded"
+        await st.result("GetFileStatusNotification", {"status": status, "requestId": request_id})
 
     st.on_call = on_call
     return requests
@@ -317,16 +321,23 @@ def test_a_failed_upload_leaves_the_gaps_listed_and_says_why(tmp_path: Path) -> 
             async with scripted_station(central.ws_url, "SUBS501", password="s3cret-pass") as st:
                 await st.boot()
                 await st.result("MeterValues", {"meterValue": [_energy(MIDNIGHTS[0], "1", "2")]})
-                _serve_history(st, outcome="UploadFailed")
-                status, body = await _service(api, "SUBS501", "PeriodicMeterReads", PERIOD)
-                assert status == 200, body
-                result = body["result"]
-                assert result["gapFill"]["outcome"] == "upload_failed"
-                assert [g["logTime"] for g in result["gaps"]] == [_z(m) for m in MIDNIGHTS[1:]]
-                assert len(result["reads"]) == 1
+                for outcome, reported in (
+                    ("UploadFailed", "upload_failed"),
+                    ("garbage", "bad_file"),
+                    ("silent", "timeout"),
+                ):
+                    _serve_history(st, outcome=outcome)
+                    status, body = await _service(
+                        api, "SUBS501", "PeriodicMeterReads", {**PERIOD, "timeout": 1 * UNIT}
+                    )
+                    assert status == 200, body
+                    result = body["result"]
+                    assert result["gapFill"]["outcome"] == reported, result["gapFill"]
+                    assert [g["logTime"] for g in result["gaps"]] == [_z(m) for m in MIDNIGHTS[1:]]
+                    assert len(result["reads"]) == 1
             # offline: the stored reads, and why nothing was fetched
             status, body = await _service(api, "SUBS501", "PeriodicMeterReads", PERIOD)
-            assert (status, body["result"]["gapFill"]["outcome"]) == (200, "command_failed")
+            assert (status, body["result"]["gapFill"]["outcome"]) == (200, "offline")
             status, body = await _service(
                 api, "SUBS501", "PeriodicMeterReads", {**PERIOD, "kind": "WEEKLY"}
             )
