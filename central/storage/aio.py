@@ -376,7 +376,7 @@ class AsyncStore:
         shipment: Shipment,
         *,
         at: datetime,
-        generated_passwords: Mapping[str, str],
+        hashes: Mapping[str, str | None],
         sha256: str,
         media_type: str,
     ) -> inventory.ImportResult:
@@ -385,7 +385,7 @@ class AsyncStore:
             self._sql(),
             shipment,
             at=at,
-            generated_passwords=generated_passwords,
+            hashes=hashes,
             sha256=sha256,
             media_type=media_type,
         )

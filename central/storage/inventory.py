@@ -10,9 +10,10 @@ clock). `AsyncStore` runs them on its thread like every other store call.
   it and raise `ShipmentInvalid` with every conflict, after which nothing is
   written. `shipment_conflicts` runs the same check read-only, so the API can report
   file problems and conflicts in one answer.
-- Passwords: hashed before the write transaction starts (scrypt costs tens of ms);
-  the caller supplies generated ones for stations that have neither a password nor a
-  cert identity, and returns them once — only the hash is stored.
+- Passwords: hashed by `password_hashes` before the import, off the store's thread
+  (scrypt costs ~30 ms a station); the caller supplies generated ones for stations
+  that have neither a password nor a cert identity, and returns them once — only the
+  hash is stored.
 - A meter on M-Bus channel 1..4 must be the only live meter (not DESTROYED, not
   RETURNED_TO_SUPPLIER) on that channel of its station.
 - `import_meter_values` stores samples fetched from the station's history
@@ -47,6 +48,7 @@ __all__ = [
     "import_meter_values",
     "import_shipment",
     "list_meters",
+    "password_hashes",
     "set_meter_status",
     "shipment_conflicts",
     "station_time_zone",
@@ -271,24 +273,34 @@ def shipment_conflicts(store: SqlStore, shipment: Shipment) -> list[Problem]:
         return _conflicts(db, shipment)
 
 
-def import_shipment(
-    store: SqlStore,
-    shipment: Shipment,
-    *,
-    at: datetime,
-    generated_passwords: Mapping[str, str],
-    sha256: str,
-    media_type: str,
-) -> ImportResult:
-    """Register every station and meter of `shipment`, or nothing (`ShipmentInvalid`).
+def password_hashes(
+    shipment: Shipment, generated_passwords: Mapping[str, str]
+) -> dict[str, str | None]:
+    """The scrypt hash per station of `shipment` (None: no password, a cert identity).
 
-    `generated_passwords` holds a password for each station that has neither a
-    password nor a cert identity in the file (the caller made them; see module doc).
+    `generated_passwords` holds a password for each station that brought neither a
+    password nor a cert identity (the caller made them). About 30 ms per station:
+    run it off the store's thread (the API uses a worker thread), so that a big
+    shipment does not hold up the storing of station messages.
     """
     hashes: dict[str, str | None] = {}
     for station in shipment.stations:
         password = station.password or generated_passwords.get(station.station_id)
         hashes[station.station_id] = None if password is None else passwords.hash_password(password)
+    return hashes
+
+
+def import_shipment(
+    store: SqlStore,
+    shipment: Shipment,
+    *,
+    at: datetime,
+    hashes: Mapping[str, str | None],
+    sha256: str,
+    media_type: str,
+) -> ImportResult:
+    """Register every station and meter of `shipment`, or nothing (`ShipmentInvalid`).
+    `hashes` from `password_hashes`."""
     db = _db(store)
     with db.transaction("import_shipment", write=True):
         problems = _conflicts(db, shipment)
@@ -305,7 +317,7 @@ def import_shipment(
                 " heartbeat_interval, created_at, enabled) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     station.station_id,
-                    hashes[station.station_id],
+                    hashes.get(station.station_id),
                     station.cert_identity,
                     "Accepted",
                     DEFAULT_HEARTBEAT_INTERVAL,

@@ -26,11 +26,12 @@ def sql(store: Store) -> SqlStore:
 
 
 def _import(store: Store, data: bytes = SHIPMENT) -> inv.ImportResult:
+    shipment = parse_csv(data)
     return inv.import_shipment(
         sql(store),
-        parse_csv(data),
+        shipment,
         at=T0,
-        generated_passwords={"SUBS002": "generated-password"},
+        hashes=inv.password_hashes(shipment, {"SUBS002": "generated-password"}),
         sha256="0" * 64,
         media_type="text/csv",
     )
