@@ -304,7 +304,8 @@ def _post_bytes(client: ApiClient, path: str, data: bytes, content_type: str) ->
     request.add_header("Authorization", f"Bearer {client.token}")
     request.add_header("Content-Type", content_type)
     try:
-        with urllib.request.urlopen(request, timeout=client.timeout) as response:
+        # A big shipment spends ~30 ms of scrypt per station password: minutes, not 60 s.
+        with urllib.request.urlopen(request, timeout=max(client.timeout, 900.0)) as response:
             return json.loads(response.read().decode())
     except urllib.error.HTTPError as exc:
         raw = exc.read().decode(errors="replace")
@@ -406,7 +407,9 @@ def _read_params(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_read(client: ApiClient, args: argparse.Namespace) -> None:
     service = _READS[args.what]
     path = f"/api/stations/{_quote(args.station)}/services/{service}"
-    result = client.request("POST", path, _read_params(args))["result"]
+    # A periodic read may wait for the station's upload (120 s by default).
+    patient = ApiClient(client.base_url, client.token, client.timeout + (args.timeout or 120.0))
+    result = patient.request("POST", path, _read_params(args))["result"]
     if args.json or args.what not in ("periodic", "actual"):
         print(json.dumps(result, indent=2))
         return

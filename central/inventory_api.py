@@ -46,13 +46,13 @@ from central.meterreads import SERVICES, BadParams, NoAnswer, ServiceError, Stat
 from central.meters import IllegalTransition, Lifecycle
 from central.server import CentralServer
 from central.shipment import Problem, ShipmentInvalid, parse_meter, parse_shipment
-from central.storage import UnknownStation
+from central.storage import UnknownStation, passwords
 from central.storage.inventory import (
     ChannelTaken,
     Meter,
     MeterExists,
     UnknownMeter,
-    password_hashes,
+    station_passwords,
 )
 
 __all__ = ["add_routes", "meter_json"]
@@ -120,6 +120,17 @@ def _unknown_station(station_id: str) -> web.Response:
 
 
 # ----------------------------------------------------------------------- shipments
+async def _hash_passwords(plain: dict[str, str | None]) -> dict[str, str | None]:
+    """scrypt costs ~30 ms a station: hashed on the default executor's worker threads
+    (hashlib.scrypt releases the GIL, so they run in parallel), never on the store's
+    thread, which keeps storing station messages meanwhile."""
+    given = {station_id: pw for station_id, pw in plain.items() if pw is not None}
+    hashed = await asyncio.gather(
+        *(asyncio.to_thread(passwords.hash_password, pw) for pw in given.values())
+    )
+    return dict.fromkeys(plain) | dict(zip(given, hashed, strict=True))
+
+
 async def import_shipment(request: web.Request) -> web.Response:
     central = request.app[_CENTRAL]
     media_type = request.content_type
@@ -137,8 +148,7 @@ async def import_shipment(request: web.Request) -> web.Response:
         for s in shipment.stations
         if s.password is None and s.cert_identity is None
     }
-    # scrypt, ~30 ms a station: on a worker thread, not on the store's.
-    hashes = await asyncio.to_thread(password_hashes, shipment, generated)
+    hashes = await _hash_passwords(station_passwords(shipment, generated))
     try:
         result = await central.store.import_shipment(
             shipment,
