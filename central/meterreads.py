@@ -150,19 +150,26 @@ def _zone(name: str) -> tzinfo:
 
 
 class _Inbox:
-    """What the store tells about one station while a service waits (AsyncStore.listen)."""
+    """What the store tells about one station while a service waits (AsyncStore.listen).
+    Opened before the command is sent: the answer may arrive before the CALLRESULT."""
 
     def __init__(self, central: CentralServer, station_id: str) -> None:
         self.items: asyncio.Queue[object] = asyncio.Queue()
         self._station_id = station_id
-        self._stop = central.store.listen(self._hear)
+        self._store = central.store
+        self._stop: Callable[[], None] | None = None
+
+    def __enter__(self) -> _Inbox:
+        self._stop = self._store.listen(self._hear)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stop is not None:
+            self._stop()
 
     def _hear(self, station_id: str, stored: object) -> None:
         if station_id == self._station_id:
             self.items.put_nowait(stored)
-
-    def close(self) -> None:
-        self._stop()
 
 
 # ------------------------------------------------------------------ ActualMeterReads
@@ -186,8 +193,7 @@ async def actual_meter_reads(
     _known(params, {"timeout", "settle"})
     timeout = _seconds(params, "timeout", central.config.command_timeout)
     settle = _seconds(params, "settle", _SETTLE)
-    inbox = _Inbox(central, station_id)
-    try:
+    with _Inbox(central, station_id) as inbox:
         response = await central.commander.send(
             station_id, "TriggerMessage", {"requestedMessage": "MeterValues"}
         )
@@ -211,8 +217,6 @@ async def actual_meter_reads(
                 break
             if isinstance(stored, tuple):
                 values.extend(stored)
-    finally:
-        inbox.close()
     return {
         "station": station_id,
         "values": [sample for value in values for sample in _value_json(value)],
@@ -314,8 +318,7 @@ async def _fill_gaps(
     if not central.connected(station_id):
         # Checked first so that no upload location is issued for nothing.
         return report | {"outcome": "offline", "message": "the station is not connected"}
-    inbox = _Inbox(central, station_id)
-    try:
+    with _Inbox(central, station_id) as inbox:
         try:
             response = await central.commander.send(
                 station_id,
@@ -342,8 +345,6 @@ async def _fill_gaps(
                 status = await _final_status(inbox, request_id)
         except TimeoutError:
             return report | {"outcome": "timeout", "message": f"no upload within {timeout:g} s"}
-    finally:
-        inbox.close()
     if status == "UploadFailed":
         return report | {"outcome": "upload_failed", "message": "the station reported UploadFailed"}
     return report | await _import_upload(central, station_id, request_id)
