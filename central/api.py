@@ -170,7 +170,7 @@ async def _station_json(
         "connectedSince": _iso(liveness.connected_since)
         if liveness and liveness.connected
         else None,
-        "lastSeen": _iso(central.last_seen(sid, liveness.last_seen if liveness else None)),
+        "lastSeen": _iso(liveness.last_seen if liveness else None),
         "policy": station.policy.value,
         "heartbeatInterval": station.heartbeat_interval,
         "bootStatus": answered.value if answered else None,

@@ -7,9 +7,9 @@ the shell answers InternalError, and the station re-sends later; re-sent events 
 recognised by the store and kept once.
 
 A Heartbeat (§6.4) carries nothing to store but the fact that the station is alive:
-it is answered at once and its time written with the next liveness flush (every few
-seconds), so that a thousand stations' heartbeats do not cost a thousand commits. A
-crash loses at most that many seconds of `last_seen`, which the next message restores.
+its time is committed with the other heartbeats of the moment in one transaction
+(`central.liveness`), so that a thousand stations' heartbeats do not cost a thousand
+commits, and it too is answered only after the commit.
 
 Boot policy (§3.1): only BootNotification is handled before the station is Accepted.
 While Pending, the station may send the one message each accepted TriggerMessage asked
@@ -23,7 +23,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from central.logs import log_event
@@ -75,8 +75,8 @@ class Services:
     store: AsyncStore
     registry: Registry
     wall: Callable[[], datetime]
-    # Heartbeats only move last_seen: noted in memory, written in batches (see server).
-    note_seen: Callable[[str, datetime], None]
+    # Heartbeats only move last_seen: committed in groups (central.liveness).
+    note_seen: Callable[[str, datetime], Awaitable[None]]
 
 
 @dataclasses.dataclass
@@ -149,7 +149,7 @@ async def boot_notification(
 
 async def heartbeat(request: HeartbeatRequest, ctx: StationContext) -> HeartbeatResponse:
     received_at = _admit(ctx, Action.HEARTBEAT)
-    ctx.services.note_seen(ctx.station_id, received_at)
+    await ctx.services.note_seen(ctx.station_id, received_at)
     return HeartbeatResponse(current_time=received_at)
 
 

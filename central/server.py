@@ -25,7 +25,6 @@ which counts them for `/metrics`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -44,6 +43,7 @@ from central.commands import Commander
 from central.config import CentralConfig
 from central.files import FileService
 from central.handlers import Services, StationContext, build_router
+from central.liveness import LivenessWriter
 from central.logs import log_event
 from central.metrics import Metrics
 from central.registry import Registry
@@ -59,8 +59,6 @@ __all__ = ["CentralServer", "StationLink", "cert_matches", "cert_names", "server
 
 log = logging.getLogger(__name__)
 
-# Seconds between writes of the last_seen times heartbeats noted in memory.
-LIVENESS_FLUSH_INTERVAL = 5.0
 # How long a Rejected station's answer may take to leave before we close anyway.
 _REJECT_FLUSH_TIMEOUT = 5.0
 
@@ -183,9 +181,8 @@ class CentralServer:
         self.metrics = Metrics(lambda: len(self.links))
         self.validator = Validator()
         self.router = build_router()
-        self.services = Services(store, self.registry, wall, self._note_seen)
-        self._seen: dict[str, datetime] = {}  # heartbeats not yet written
-        self._flusher: asyncio.Task[None] | None = None
+        self.liveness = LivenessWriter(store.record_heartbeats)
+        self.services = Services(store, self.registry, wall, self.liveness.note)
         self.files = FileService(config.data_dir, config.api.base_url, store, wall)
         self.commander = Commander(
             self.links, self.validator, self.metrics, self.files, timeout=config.command_timeout
@@ -210,7 +207,6 @@ class CentralServer:
             ssl_context=context,
             ping_interval=listen.ping_interval,
         )
-        self._flusher = asyncio.create_task(self._liveness_loop(), name="central-liveness")
         log_event(
             log,
             logging.INFO,
@@ -236,39 +232,7 @@ class CentralServer:
         self._server.close()
         await self._server.wait_closed()
         self._server = None
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
-        await self.flush_liveness()
-
-    # ----------------------------------------------------------------- liveness
-    def _note_seen(self, station_id: str, at: datetime) -> None:
-        self._seen[station_id] = at
-
-    def last_seen(self, station_id: str, stored: datetime | None) -> datetime | None:
-        """The later of the stored last_seen and a heartbeat not yet written."""
-        pending = self._seen.get(station_id)
-        if pending is None or (stored is not None and stored >= pending):
-            return stored
-        return pending
-
-    async def flush_liveness(self) -> None:
-        seen, self._seen = self._seen, {}
-        for station_id, at in seen.items():
-            try:
-                await self.store.record_heartbeat(station_id, received_at=at)
-            except StorageError as exc:
-                log_event(
-                    log, logging.ERROR, "liveness_write_failed", station=station_id, error=exc
-                )
-
-    async def _liveness_loop(self) -> None:
-        # Owned by start()/stop(): cancelled and awaited there, then flushed once more.
-        while True:
-            await asyncio.sleep(LIVENESS_FLUSH_INTERVAL)
-            await self.flush_liveness()
+        await self.liveness.close()
 
     # ----------------------------------------------------------------- operator
     async def add_station(

@@ -45,8 +45,16 @@ class Connection(abc.ABC):
     ddl_types: ClassVar[dict[str, str]]
 
     @abc.abstractmethod
-    def transaction(self, operation: str, *, write: bool) -> AbstractContextManager[None]:
-        """Context manager: commit on success, roll back on error, translate errors."""
+    def transaction(
+        self, operation: str, *, write: bool, flush: bool = True
+    ) -> AbstractContextManager[None]:
+        """Context manager: commit on success, roll back on error, translate errors.
+
+        `flush=False` commits without waiting for the disk: the commit survives a
+        crash of our process, not of the machine (SQLite WAL with synchronous=NORMAL;
+        PostgreSQL synchronous_commit=off). Only for what is worthless after a power
+        failure anyway (a heartbeat's last_seen); the next flushed commit takes it along.
+        """
 
     @abc.abstractmethod
     def query(self, sql: str, params: Sequence[object] = ()) -> list[Row]: ...
@@ -124,8 +132,12 @@ class SqliteConnection(Connection):
         return self._db
 
     @contextmanager
-    def transaction(self, operation: str, *, write: bool) -> Iterator[None]:
+    def transaction(self, operation: str, *, write: bool, flush: bool = True) -> Iterator[None]:
         db = self._conn(operation)
+        if not flush:
+            with self._unflushed(operation, db):
+                yield
+            return
         try:
             db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
@@ -138,6 +150,16 @@ class SqliteConnection(Connection):
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise BackendError(operation, str(exc)) from exc
+
+    @contextmanager
+    def _unflushed(self, operation: str, db: sqlite3.Connection) -> Iterator[None]:
+        # synchronous is per connection and may change between transactions.
+        db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self.transaction(operation, write=True):
+                yield
+        finally:
+            db.execute("PRAGMA synchronous=FULL")
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         return self._conn("query").execute(sql, params).fetchall()
@@ -213,12 +235,14 @@ class PostgresConnection(Connection):
         return self._db
 
     @contextmanager
-    def transaction(self, operation: str, *, write: bool) -> Iterator[None]:
+    def transaction(self, operation: str, *, write: bool, flush: bool = True) -> Iterator[None]:
         import psycopg
 
         db = self._conn(operation)
         try:
             with db.transaction():
+                if not flush:
+                    db.execute("SET LOCAL synchronous_commit = off")
                 yield
         except psycopg.Error as exc:
             raise BackendError(operation, str(exc)) from exc

@@ -183,6 +183,9 @@ class AsyncStore:
     async def record_heartbeat(self, station_id: str, *, received_at: datetime) -> None:
         await self._call(self._store.record_heartbeat, station_id, received_at=received_at)
 
+    async def record_heartbeats(self, seen: Mapping[str, datetime]) -> None:
+        await self._call(self._store.record_heartbeats, dict(seen))
+
     async def record_connected(self, station_id: str, connection_id: str, *, at: datetime) -> None:
         await self._call(self._store.record_connected, station_id, connection_id, at=at)
 

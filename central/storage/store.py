@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -102,6 +102,7 @@ class Store(Protocol):
 
     # -- liveness and connection state
     def record_heartbeat(self, station_id: str, *, received_at: datetime) -> None: ...
+    def record_heartbeats(self, seen: Mapping[str, datetime]) -> None: ...
     def record_connected(self, station_id: str, connection_id: str, *, at: datetime) -> None: ...
     def record_disconnected(self, station_id: str, connection_id: str, *, at: datetime) -> bool: ...
     def mark_all_disconnected(self, *, at: datetime) -> int: ...
@@ -356,19 +357,29 @@ class SqlStore:
 
     # -- liveness and connection state
 
+    # Monotonic: a late-processed message never moves last_seen backwards.
+    _TOUCH = (
+        "INSERT INTO station_liveness (station_id, last_seen) VALUES (?, ?)"
+        " ON CONFLICT (station_id) DO UPDATE SET last_seen = excluded.last_seen"
+        " WHERE station_liveness.last_seen IS NULL"
+        " OR station_liveness.last_seen < excluded.last_seen"
+    )
+
     def _touch(self, station_id: str, seen_at: datetime) -> None:
-        # Monotonic: a late-processed message never moves last_seen backwards.
-        self._db.run(
-            "INSERT INTO station_liveness (station_id, last_seen) VALUES (?, ?)"
-            " ON CONFLICT (station_id) DO UPDATE SET last_seen = excluded.last_seen"
-            " WHERE station_liveness.last_seen IS NULL"
-            " OR station_liveness.last_seen < excluded.last_seen",
-            (station_id, self._db.ts(seen_at)),
-        )
+        self._db.run(self._TOUCH, (station_id, self._db.ts(seen_at)))
 
     def record_heartbeat(self, station_id: str, *, received_at: datetime) -> None:
-        with self._db.transaction("record_heartbeat", write=True):
-            self._touch(station_id, received_at)
+        self.record_heartbeats({station_id: received_at})
+
+    def record_heartbeats(self, seen: Mapping[str, datetime]) -> None:
+        """Several stations' heartbeats in one transaction (group commit, see central.liveness).
+
+        Not flushed to disk: a power failure may lose the last moment of last_seen,
+        which no one could use after the outage; a crash of the central loses nothing.
+        """
+        rows = [(station_id, self._db.ts(at)) for station_id, at in seen.items()]
+        with self._db.transaction("record_heartbeats", write=True, flush=False):
+            self._db.run_many(self._TOUCH, rows)
 
     def record_connected(self, station_id: str, connection_id: str, *, at: datetime) -> None:
         """A connection was accepted; it replaces any earlier one of the station."""

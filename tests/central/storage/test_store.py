@@ -120,6 +120,16 @@ def test_verify_password(store: Store) -> None:
 # -- liveness
 
 
+def test_heartbeats_of_many_stations_in_one_call(store: Store) -> None:
+    store.record_heartbeat("st2", received_at=at(50))
+    store.record_heartbeats({"st1": at(10), "st2": at(40), "st3": at(30)})
+    seen = {live.station_id: live.last_seen for live in store.list_liveness()}
+    # st2 already had a later time: moving forward only holds within a batch too.
+    assert seen == {"st1": at(10), "st2": at(50), "st3": at(30)}
+    store.record_streetlight_status("st1", StreetlightStatus(1, "On", at(0)), received_at=at(60))
+    assert store.get_liveness("st1").last_seen == at(60)  # type: ignore[union-attr]
+
+
 def test_last_seen_moves_forward_only(store: Store) -> None:
     assert store.get_liveness("st1") is None
     store.record_heartbeat("st1", received_at=at(10))
