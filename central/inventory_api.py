@@ -250,11 +250,11 @@ _COMMAND_STATUS: dict[type[CommandError], tuple[int, str]] = {
     CommandTimeout: (504, "timeout"),
     CommandRejected: (502, "callerror"),
     InvalidStationResponse: (502, "invalid_response"),
+    StationRefused: (502, "station_refused"),
+    NoAnswer: (504, "no_answer"),
 }
 _SERVICE_STATUS: dict[type[ServiceError], tuple[int, str]] = {
     BadParams: (400, "bad_params"),
-    StationRefused: (502, "station_refused"),
-    NoAnswer: (504, "no_answer"),
 }
 
 

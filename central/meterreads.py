@@ -3,7 +3,10 @@
 Each service is `async (central, station_id, params) -> dict` (JSON-able) and is
 listed in `SERVICES` with the operator right it needs, so the API runs them
 synchronously (`POST /api/stations/{id}/services/{name}`) and a command queue can
-run them later. Parameters use the API's wire names; a bad one is `BadParams`.
+run them later. Parameters use the API's wire names; a bad one is `BadParams` (a
+ValueError; `CHECKS` holds each service's static check, for a queue's submission).
+A station that refuses the trigger is `StationRefused` (a `CommandError`); one that
+accepts but sends nothing is `NoAnswer` (a `CommandTimeout`, retried like one).
 
 - `ActualMeterReads` — TriggerMessage MeterValues, then the MeterValues the
   station sends after it (it sends one per meter: collected until `settle`
@@ -37,6 +40,7 @@ whichever of those registers it has stored (and then a missing register is no ga
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -44,10 +48,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from central.errors import CentralError, CommandError
+from central.errors import CentralError, CommandError, CommandTimeout
 from central.historyfile import HistoryFileInvalid, history_payload, parse_history
 from central.meters import Lifecycle, MeterKind, MeterProtocol
-from central.periodic import PeriodError, PeriodicReads, ReadKind, Sample, Series, periodic_reads
+from central.periodic import (
+    PeriodError,
+    PeriodicReads,
+    ReadKind,
+    Sample,
+    Series,
+    log_times,
+    periodic_reads,
+)
 from central.storage import (
     EventKind,
     GetFileStatus,
@@ -65,6 +77,7 @@ if TYPE_CHECKING:
     from central.server import CentralServer
 
 __all__ = [
+    "CHECKS",
     "REGISTERS",
     "SERVICES",
     "BadParams",
@@ -95,19 +108,21 @@ _FAULT_CATEGORIES: Final = ("FaultsOpen", "FaultsClosed")
 
 
 class ServiceError(CentralError):
-    """A service could not produce its result."""
+    """A service could not produce its result for a reason of the central's side."""
 
 
-class BadParams(ServiceError):
-    """The parameters are wrong (the operator's mistake)."""
+class BadParams(ServiceError, ValueError):
+    """The parameters are wrong (the operator's mistake). A ValueError, so that the
+    `CHECKS` functions serve a queue's check-at-submission as they are."""
 
 
-class StationRefused(ServiceError):
-    """The station answered the service's command with Rejected."""
+class StationRefused(CommandError):
+    """The station answered the service's TriggerMessage with Rejected."""
 
 
-class NoAnswer(ServiceError):
-    """The station accepted but did not deliver within the timeout."""
+class NoAnswer(CommandTimeout):
+    """The station accepted the trigger but sent nothing within the timeout; a
+    `CommandTimeout`, so a queue retries it like any unanswered command."""
 
 
 def _iso(moment: datetime) -> str:
@@ -187,10 +202,16 @@ def _value_json(value: MeterValue) -> list[dict[str, Any]]:
     ]
 
 
+def check_actual(params: Mapping[str, Any]) -> None:
+    _known(params, {"timeout", "settle"})
+    _seconds(params, "timeout", 1.0)
+    _seconds(params, "settle", _SETTLE)
+
+
 async def actual_meter_reads(
     central: CentralServer, station_id: str, params: Mapping[str, Any]
 ) -> dict[str, Any]:
-    _known(params, {"timeout", "settle"})
+    check_actual(params)
     timeout = _seconds(params, "timeout", central.config.command_timeout)
     settle = _seconds(params, "settle", _SETTLE)
     with _Inbox(central, station_id) as inbox:
@@ -199,7 +220,7 @@ async def actual_meter_reads(
         )
         assert isinstance(response, TriggerMessageResponse)  # the session typed it
         if response.status.value != "Accepted":
-            raise StationRefused(f"TriggerMessage MeterValues: {response.status.value}")
+            raise StationRefused(station_id, "TriggerMessage", "MeterValues: Rejected")
         values: list[MeterValue] = []
         try:
             async with asyncio.timeout(timeout):
@@ -208,7 +229,9 @@ async def actual_meter_reads(
                     if isinstance(stored, tuple):
                         values.extend(stored)
         except TimeoutError:
-            raise NoAnswer(f"no MeterValues within {timeout:g} s of the trigger") from None
+            raise NoAnswer(
+                station_id, "TriggerMessage", f"no MeterValues within {timeout:g} s"
+            ) from None
         while True:
             try:
                 async with asyncio.timeout(settle):
@@ -381,9 +404,18 @@ async def _import_upload(
     return {"outcome": "imported", "imported": new, "fileName": files[-1].file_name}
 
 
-async def periodic_meter_reads(
-    central: CentralServer, station_id: str, params: Mapping[str, Any]
-) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class _Periodic:
+    since: datetime
+    until: datetime
+    kind: ReadKind
+    meter_id: str | None
+    zone_name: str | None
+    fill: bool
+    timeout: float
+
+
+def _periodic_params(params: Mapping[str, Any]) -> _Periodic:
     _known(params, {"from", "to", "kind", "meterId", "timeZone", "fillGaps", "timeout"})
     since, until = _time(params, "from", None), _time(params, "to", None)
     try:
@@ -396,18 +428,36 @@ async def periodic_meter_reads(
     fill = params.get("fillGaps", True)
     if not isinstance(fill, bool):
         raise BadParams("fillGaps: true or false")
-    timeout = _seconds(params, "timeout", _FILL_TIMEOUT)
-    zone_name = params.get("timeZone") or await central.store.station_time_zone(station_id)
+    zone_name = params.get("timeZone")
     if zone_name is not None and not isinstance(zone_name, str):
         raise BadParams("timeZone: an IANA time zone name")
+    try:
+        # The period's bounds (empty, too long) hardly depend on the zone: UTC decides.
+        log_times(kind, since, until, _zone(zone_name) if zone_name else UTC)
+    except PeriodError as exc:
+        raise BadParams(str(exc)) from None
+    timeout = _seconds(params, "timeout", _FILL_TIMEOUT)
+    return _Periodic(since, until, kind, meter_id, zone_name, fill, timeout)
+
+
+def check_periodic(params: Mapping[str, Any]) -> None:
+    _periodic_params(params)
+
+
+async def periodic_meter_reads(
+    central: CentralServer, station_id: str, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    wanted = _periodic_params(params)
+    since, until, kind, meter_id = wanted.since, wanted.until, wanted.kind, wanted.meter_id
+    zone_name = wanted.zone_name or await central.store.station_time_zone(station_id)
     zone = _zone(zone_name) if zone_name else UTC
     series = await _wanted_series(central, station_id, meter_id)
     period = (since, until)
     reads = await _compute(central, station_id, kind, period, zone=zone, series=series)
     gap_fill: dict[str, Any] | None = None
-    if reads.gaps and fill:
+    if reads.gaps and wanted.fill:
         first, last = reads.gaps[0].log_time, reads.gaps[-1].log_time
-        gap_fill = await _fill_gaps(central, station_id, first, last, timeout)
+        gap_fill = await _fill_gaps(central, station_id, first, last, wanted.timeout)
         if gap_fill["imported"]:
             reads = await _compute(
                 central, station_id, kind, (since, until), zone=zone, series=series
@@ -434,17 +484,11 @@ def _fault_json(fault: OpenFault) -> dict[str, Any]:
     }
 
 
-async def find_events(
-    central: CentralServer, station_id: str, params: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Events in the period by category. `FaultsOpen`: faults open now that were raised
-    in the period; `FaultsClosed`: fault-raising StatusNotifications in the period
-    whose fault is no longer open (or was opened again later)."""
+def _events_params(params: Mapping[str, Any]) -> tuple[list[str], int]:
     _known(params, {"from", "to", "categories", "limit"})
-    until = _time(params, "to", central.wall() + timedelta(seconds=1))
-    since = _time(params, "from", until - timedelta(days=1))
-    if until <= since:
-        raise BadParams("the period is empty: `to` must be after `from`")
+    for key in ("from", "to"):
+        if key in params:
+            _time(params, key, None)
     names = [k.value for k in EventKind] + list(_FAULT_CATEGORIES)
     categories = params.get("categories", names)
     if (
@@ -456,6 +500,24 @@ async def find_events(
     limit = params.get("limit", 1000)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
         raise BadParams("limit: an integer 1..10000")
+    return categories, limit
+
+
+def check_find_events(params: Mapping[str, Any]) -> None:
+    _events_params(params)
+
+
+async def find_events(
+    central: CentralServer, station_id: str, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Events in the period by category. `FaultsOpen`: faults open now that were raised
+    in the period; `FaultsClosed`: fault-raising StatusNotifications in the period
+    whose fault is no longer open (or was opened again later)."""
+    categories, limit = _events_params(params)
+    until = _time(params, "to", central.wall() + timedelta(seconds=1))
+    since = _time(params, "from", until - timedelta(days=1))
+    if until <= since:
+        raise BadParams("the period is empty: `to` must be after `from`")
     kinds = {EventKind(c) for c in categories if c not in _FAULT_CATEGORIES}
     result: dict[str, Any] = {"station": station_id, "from": _iso(since), "to": _iso(until)}
     if kinds:
@@ -519,10 +581,14 @@ async def _faults(
 
 
 # ------------------------------------------------------------------ firmware, time
+def check_no_params(params: Mapping[str, Any]) -> None:
+    _known(params, set())
+
+
 async def get_firmware_version(
     central: CentralServer, station_id: str, params: Mapping[str, Any]
 ) -> dict[str, Any]:
-    _known(params, set())
+    check_no_params(params)
     boot = await central.store.last_boot(station_id)
     if boot is None:
         return {"station": station_id, "firmwareVersion": None, "boot": None}
@@ -536,22 +602,34 @@ async def get_firmware_version(
 async def synchronize_time(
     central: CentralServer, station_id: str, params: Mapping[str, Any]
 ) -> dict[str, Any]:
-    _known(params, set())
+    check_no_params(params)
     sent_at = central.wall()
     response = await central.commander.send(
         station_id, "TriggerMessage", {"requestedMessage": "Heartbeat"}
     )
     assert isinstance(response, TriggerMessageResponse)
     if response.status.value != "Accepted":
-        raise StationRefused(f"TriggerMessage Heartbeat: {response.status.value}")
+        raise StationRefused(station_id, "TriggerMessage", "Heartbeat: Rejected")
     return {"station": station_id, "trigger": response.status.value, "centralTime": _iso(sent_at)}
 
 
-# Operator right each service needs (rights: read, configure, switch_lights, firmware).
+# Operator right each service needs (rights: read, configure, switch_lights, firmware):
+# reading stored values or making the station report again changes nothing on it;
+# SynchronizeTime changes its clock.
 SERVICES: Final[Mapping[str, tuple[str, Service]]] = {
     "ActualMeterReads": ("read", actual_meter_reads),
     "PeriodicMeterReads": ("read", periodic_meter_reads),
     "FindEvents": ("read", find_events),
     "GetFirmwareVersion": ("read", get_firmware_version),
     "SynchronizeTime": ("configure", synchronize_time),
+}
+
+# Static checks of each service's parameters (BadParams, a ValueError), for a queue
+# to reject a bad request at submission; each service runs its own check first too.
+CHECKS: Final[Mapping[str, Callable[[Mapping[str, Any]], None]]] = {
+    "ActualMeterReads": check_actual,
+    "PeriodicMeterReads": check_periodic,
+    "FindEvents": check_find_events,
+    "GetFirmwareVersion": check_no_params,
+    "SynchronizeTime": check_no_params,
 }
