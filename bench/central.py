@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from central.config import ApiConfig, CentralConfig, ListenConfig  # noqa: E402
 from central.service import CentralService  # noqa: E402
-from central.storage import BootPolicy, open_store  # noqa: E402
+from central.storage import BootNotification, BootPolicy, open_store  # noqa: E402
 from os3p.backoff import Backoff  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef"
@@ -70,12 +70,16 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+BENCH_BOOT = BootNotification("Bench", "RTU", "1", "SN-1", "1.0", "", "")
+
+
 def station_ids(n: int) -> list[str]:
     return [f"BENCH{i:05d}" for i in range(n)]
 
 
 def populate(db: Path, ids: list[str]) -> None:
-    """Register stations through the real store (one commit each, as the API would)."""
+    """Register stations through the real store (one commit each, as the API would),
+    each with an Accepted boot on record: the stations booted before the bench began."""
     store = open_store(f"sqlite://{db}")
     try:
         existing = {s.station_id for s in store.list_stations()}
@@ -83,6 +87,7 @@ def populate(db: Path, ids: list[str]) -> None:
         for sid in ids:
             if sid not in existing:
                 store.add_station(sid, created_at=now, policy=BootPolicy.ACCEPTED)
+                store.record_boot(sid, BENCH_BOOT, answered=BootPolicy.ACCEPTED, received_at=now)
     finally:
         store.close()
 

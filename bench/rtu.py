@@ -1,36 +1,51 @@
-"""RTU daemon figures: start → READY, idle RSS, idle CPU, backlog drain over a slow link.
+"""RTU daemon figures: start → READY, idle RSS and CPU, input → CALL latency, backlog drain.
 
-    python bench/rtu.py [--idle-seconds 60] [--events 10000] [--rtt-ms 20] [--window 1 32]
+    python bench/rtu.py [--idle-seconds 60] [--flips 200] [--events 10000] [--rtt-ms 20]
+                        [--window 1 32] [--poll-period 0.02]
 
 Runs the real daemon (`python -m rtu.cli run`) as a subprocess against a
 scripted central (the same one the tests use) on 127.0.0.1:
 
 - start → READY: from exec to the READY=1 datagram on a real notify socket;
 - idle RSS (VmRSS of the process) and idle CPU (utime+stime over the idle
-  window, as % of one core) once connected and Accepted, with nothing to do;
+  window, as % of one core) once connected and Accepted, with every subsystem
+  running on simulators: the I/O module (Modbus TCP, polled every
+  `--poll-period`), a DLMS meter, a P1 meter on a pseudo-terminal, a Modbus
+  power analyser, and an MQTT broker when Mosquitto is installed;
+- input → CALL: the local override switch of the simulated I/O module is
+  flipped (in this process, at a random phase of the daemon's poll) and the
+  time until the StreetlightModeStatusNotification CALL arrives at the central
+  (in this process too: one clock) is taken, p50 / p99 / max over `--flips`;
 - backlog: the outbox is pre-filled with N StreetlightStatusNotification events
   (as a long outage would leave it), the daemon starts behind a proxy adding
   the round-trip delay, and we time until the central has received all N, for
   each outbox window given (1 = strict OCPP-J order, one event per round trip).
 Targets (issue "RTU daemon core"): RSS ≤ 45 MB, CPU ≤ 1 %, READY ≤ 1.5 s,
-10,000 events ≤ 20 s with 20 ms RTT.
+input → CALL p99 ≤ 50 ms, 10,000 events ≤ 20 s with 20 ms RTT.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import random
+import shutil
 import socket
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from hil.io_module import IOModuleSimulator
 from hil.proxy import FaultyProxy
+from hil.rig import free_port
 from rtu.outbox.store import OutboxStore
 from tests.support.central import ScriptedCentral
 
@@ -60,6 +75,44 @@ reconnect_backoff_base = 0.05
 reconnect_backoff_cap = 0.5
 """
 
+# Every device subsystem, each on its simulator (appended to CONFIG for the idle run).
+DEVICES = """\
+[io]
+transport = "tcp"
+host = "127.0.0.1"
+port = {io_port}
+poll_period = {poll_period}
+[lights]
+feedback_timeout = 2.0
+[mv]
+debounce = 0.1
+[metering]
+retention_days = 7
+[[meters]]
+kind = "dlms"
+name = "transformer"
+host = "127.0.0.1"
+port = {dlms_port}
+authentication = "low"
+password = "12345678"
+client_address = 17
+[[meters]]
+kind = "p1"
+name = "streetlights"
+device = "{p1_device}"
+[[meters]]
+kind = "analyser"
+name = "station"
+host = "127.0.0.1"
+port = {analyser_port}
+"""
+
+MQTT = """\
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+"""
+
 
 def proc_stat(pid: int) -> tuple[float, int]:
     """(cpu seconds used, RSS bytes) of a process."""
@@ -75,11 +128,11 @@ def proc_stat(pid: int) -> tuple[float, int]:
 
 
 class Station:
-    def __init__(self, workdir: Path, url: str, window: int) -> None:
+    def __init__(self, workdir: Path, url: str, window: int, devices: str = "") -> None:
         self.workdir = workdir
         self.data = workdir / "data"
         self.config = workdir / "rtu.toml"
-        self.config.write_text(CONFIG.format(url=url, data=self.data, window=window))
+        self.config.write_text(CONFIG.format(url=url, data=self.data, window=window) + devices)
         self.notify_path = workdir / "notify.sock"
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(str(self.notify_path))
@@ -132,31 +185,120 @@ async def wait_until(condition: object, timeout: float) -> None:
         await asyncio.sleep(0.01)
 
 
-async def idle_figures(idle_seconds: float) -> None:
+async def _spawn(workdir: Path, name: str, *argv: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=(workdir / f"{name}.log").open("wb"),
+    )
+
+
+@contextlib.asynccontextmanager
+async def simulators(
+    workdir: Path, poll_period: float
+) -> AsyncIterator[tuple[str, IOModuleSimulator]]:
+    """Every field device on its simulator; yields the daemon's device config and the I/O module."""
+    dlms_port, analyser_port = free_port(), free_port()
+    python = sys.executable
+    processes = [
+        await _spawn(workdir, "dlms", python, "-m", "hil.dlms_meter", "--port", str(dlms_port)),
+        await _spawn(
+            workdir, "analyser", python, "-m", "hil.analyser", "--port", str(analyser_port)
+        ),
+        await _spawn(workdir, "p1", python, "-m", "hil.p1_meter"),
+    ]
+    mosquitto = shutil.which("mosquitto")
+    mqtt_port = free_port()
+    if mosquitto is not None:
+        (workdir / "mosquitto.conf").write_text(
+            f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\n"
+        )
+        processes.append(
+            await _spawn(workdir, "mosquitto", mosquitto, "-c", str(workdir / "mosquitto.conf"))
+        )
+    try:
+        p1_stdout = processes[2].stdout
+        assert p1_stdout is not None
+        p1_device = (await p1_stdout.readline()).decode().strip()
+        async with IOModuleSimulator() as io:
+            devices = DEVICES.format(
+                io_port=io.port,
+                poll_period=poll_period,
+                dlms_port=dlms_port,
+                p1_device=p1_device,
+                analyser_port=analyser_port,
+            )
+            if mosquitto is not None:
+                devices += MQTT.format(mqtt_port=mqtt_port)
+            await asyncio.sleep(0.5)  # the subprocess servers are listening
+            yield devices, io
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.terminate()
+                await process.wait()
+
+
+async def switch_latency(central: ScriptedCentral, io: IOModuleSimulator, flips: int) -> None:
+    """Local override switch flipped → StreetlightModeStatusNotification at the central."""
+    loop = asyncio.get_running_loop()
+    rng = random.Random(4)
+    action = "StreetlightModeStatusNotification"
+    latencies: list[float] = []
+    engaged = False
+    for _ in range(flips):
+        # A random phase against the poll period, and time for the lights to settle.
+        await asyncio.sleep(0.2 + rng.random() * 0.1)
+        before = central.count(action)
+        engaged = not engaged
+        flipped = loop.time()
+        io.set_local_switch(engaged)
+        await wait_until(lambda n=before: central.count(action) > n, 10)
+        arrived = next(t for t, a, _ in central.received[::-1] if a == action)
+        latencies.append(arrived - flipped)
+    ms = sorted(1000 * x for x in latencies)
+    p99 = ms[min(len(ms) - 1, round(0.99 * len(ms)))]
+    print(
+        f"input → CALL ({flips} switch flips): p50 {statistics.median(ms):5.1f} ms  "
+        f"p99 {p99:5.1f} ms  max {ms[-1]:5.1f} ms   (target p99 ≤ 50 ms)"
+    )
+
+
+async def idle_figures(idle_seconds: float, flips: int, poll_period: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
         central = ScriptedCentral()
         url = await central.start()
-        station = Station(Path(tmp), url, window=1)
-        try:
-            ready = await station.start()
-            await wait_until(
-                lambda: central.current is not None and central.count("BootNotification") == 1, 30
-            )
-            await asyncio.sleep(2)  # settle: imports done, first status written
-            assert station.process is not None
-            cpu0, _ = proc_stat(station.process.pid)
-            t0 = time.perf_counter()
-            await asyncio.sleep(idle_seconds)
-            cpu1, rss = proc_stat(station.process.pid)
-            cpu_pct = 100 * (cpu1 - cpu0) / (time.perf_counter() - t0)
-            print(f"start → READY        {ready * 1000:8.0f} ms   (target ≤ 1500 ms)")
-            print(f"idle RSS             {rss / 2**20:8.1f} MB   (target ≤ 45 MB)")
-            print(
-                f"idle CPU over {idle_seconds:.0f} s   {cpu_pct:8.2f} %    (target ≤ 1 % of a core)"
-            )
-        finally:
-            await station.stop()
-            await central.stop()
+        async with simulators(workdir, poll_period) as (devices, io):
+            station = Station(workdir, url, window=1, devices=devices)
+            try:
+                ready = await station.start()
+                await wait_until(
+                    lambda: central.current is not None and central.count("BootNotification") == 1,
+                    30,
+                )
+                await asyncio.sleep(5)  # settle: imports done, first meter reads, status written
+                assert station.process is not None
+                cpu0, _ = proc_stat(station.process.pid)
+                t0 = time.perf_counter()
+                await asyncio.sleep(idle_seconds)
+                cpu1, rss = proc_stat(station.process.pid)
+                cpu_pct = 100 * (cpu1 - cpu0) / (time.perf_counter() - t0)
+                metered = central.count("MeterValues")
+                print(f"devices: I/O module polled every {poll_period * 1000:.0f} ms, DLMS, P1, "
+                      f"analyser{', MQTT' if '[mqtt]' in devices else ''} "
+                      f"({metered} MeterValues received)")  # fmt: skip
+                print(f"start → READY        {ready * 1000:8.0f} ms   (target ≤ 1500 ms)")
+                print(f"idle RSS             {rss / 2**20:8.1f} MB   (target ≤ 45 MB)")
+                print(
+                    f"idle CPU over {idle_seconds:.0f} s   {cpu_pct:8.2f} %    "
+                    "(target ≤ 1 % of a core)"
+                )
+                if flips:
+                    await switch_latency(central, io, flips)
+            finally:
+                await station.stop()
+        await central.stop()
 
 
 async def backlog_figure(events: int, rtt_ms: float, window: int) -> None:
@@ -189,7 +331,7 @@ async def backlog_figure(events: int, rtt_ms: float, window: int) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    await idle_figures(args.idle_seconds)
+    await idle_figures(args.idle_seconds, args.flips, args.poll_period)
     for window in args.window:
         await backlog_figure(args.events, args.rtt_ms, window)
 
@@ -197,6 +339,8 @@ async def main_async(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--flips", type=int, default=200)
+    parser.add_argument("--poll-period", type=float, default=0.02)
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--rtt-ms", type=float, default=20.0)
     parser.add_argument("--window", type=int, nargs="+", default=[32])

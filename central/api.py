@@ -3,18 +3,27 @@
 Routes are documented in `central/openapi.yaml`; `tests/central/test_api.py` checks
 that the app and the document list the same (method, path) pairs.
 
-- `/api/...` needs `Authorization: Bearer <api.token>` (401 otherwise).
+- `/api/...` needs `Authorization: Bearer <token>` (401 otherwise): the `api.token`
+  of the configuration is the administrator; an organisation's token (`central.orgs`)
+  sees only the stations it owns or holds a right on, and gets 403 otherwise.
 - `/metrics` (Prometheus) is open, as scrapers usually are; bind the API to an
   internal interface.
 - `/files/firmware/{name}` and `/files/uploads/{token}/{name}` are for stations,
   which hold no API token: firmware names are public, an upload token is a
   capability issued per GetFile request (see `central.files`).
 
-Command outcomes map to HTTP statuses: 200 the station's answer; 400 a payload that
-violates the request schema (with the CALLERROR code the station would answer);
-404 an unknown station or action; 409 the station is not connected; 502 the station
-answered with a CALLERROR (`code`, `description`) or with an invalid response;
-504 no answer within the command timeout.
+Commands go through the persistent queue (`central.dispatcher`):
+`POST /api/stations/{id}/requests` answers 202 with the correlation id at once;
+`GET /api/requests/{correlationId}` has the status and per-operation results.
+The synchronous `POST /api/stations/{id}/commands/{action}` is a submit (priority 9,
+bypassRetry) and a wait on top: the queue keeps one command in flight per station,
+audits it and checks rights, and the route stays what it was. Its outcomes map to
+HTTP statuses: 200 the station's answer; 400 a payload that violates the request
+schema (with the CALLERROR code the station would answer); 403 an organisation
+without the right; 404 an unknown station or action; 409 the station is not
+connected; 502 the station answered with a CALLERROR (`code`, `description`) or
+with an invalid response; 504 no answer within the command timeout; 202 with the
+correlation id when the queue did not get to it within the wait.
 """
 
 from __future__ import annotations
@@ -25,21 +34,18 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from central.errors import (
-    CommandError,
-    CommandRejected,
-    CommandTimeout,
-    InvalidCommand,
-    InvalidStationResponse,
-    StationNotConnected,
-    UnknownCommand,
-)
+from central.dispatcher import Dispatcher, InvalidRequest, Operation, Submission
+from central.errors import CommandError
 from central.files import UnknownUpload, safe_name
 from central.inventory_api import add_routes as add_inventory_routes
 from central.logs import log_event
+from central.operations import Right, UnknownOperation
+from central.orgs import Forbidden, Principal, hash_token, missing_rights, new_token
+from central.queueing import DEFAULT_PRIORITY, MAX_PRIORITY, CommandStatus
 from central.server import CentralServer
 from central.storage import (
     BootPolicy,
@@ -52,8 +58,14 @@ from central.storage import (
     StationExists,
     UnknownStation,
 )
+from central.storage.commands import (
+    AuditRecord,
+    CommandRecord,
+    Organisation,
+    OrganisationExists,
+    UnknownOrganisation,
+)
 from os3p.formats import parse_date_time
-from os3p.messages import to_payload
 
 __all__ = ["build_app"]
 
@@ -61,6 +73,8 @@ log = logging.getLogger(__name__)
 
 _MAX_LIMIT = 10_000
 _SERVER_KEY = web.AppKey("central", CentralServer)
+_DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
+_PRINCIPAL = web.RequestKey("principal", Principal)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -84,14 +98,25 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
 
 
+async def _principal(central: CentralServer, token: str) -> Principal | None:
+    if hmac.compare_digest(token.encode(), central.config.api.token.encode()):
+        return Principal(None)
+    if not token:
+        return None
+    organisation = await central.store.organisation_of_token(hash_token(token))
+    return None if organisation is None else Principal(organisation)
+
+
 @web.middleware
 async def _errors_and_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     central = request.app[_SERVER_KEY]
     if request.path.startswith("/api/"):
         header = request.headers.get("Authorization", "")
         token = header[7:] if header.lower().startswith("bearer ") else ""
-        if not hmac.compare_digest(token.encode(), central.config.api.token.encode()):
+        principal = await _principal(central, token)
+        if principal is None:
             return _json({"error": "unauthorized", "message": "missing or wrong bearer token"}, 401)
+        request[_PRINCIPAL] = principal
     try:
         return await handler(request)
     except _Problem as problem:
@@ -100,6 +125,18 @@ async def _errors_and_auth(request: web.Request, handler: Handler) -> web.Stream
         )
     except UnknownStation as exc:
         return _json({"error": "unknown_station", "message": str(exc)}, 404)
+    except UnknownOrganisation as exc:
+        return _json({"error": "unknown_organisation", "message": str(exc)}, 404)
+    except Forbidden as exc:
+        return _json(
+            {
+                "error": "forbidden",
+                "message": str(exc),
+                "station": exc.station_id,
+                "missing": [str(r) for r in exc.missing],
+            },
+            403,
+        )
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -138,6 +175,36 @@ def _station_id(request: web.Request) -> str:
     if request.app[_SERVER_KEY].registry.get(station_id) is None:
         raise UnknownStation(station_id)
     return station_id
+
+
+def _principal_of(request: web.Request) -> Principal:
+    principal: Principal = request[_PRINCIPAL]
+    return principal
+
+
+def _admin_only(request: web.Request) -> None:
+    principal = _principal_of(request)
+    if not principal.is_admin:
+        raise _Problem(
+            403,
+            "forbidden",
+            f"organisation {principal.organisation!r}: this route is for the administrator",
+        )
+
+
+async def _require(request: web.Request, station_id: str, right: Right | None) -> None:
+    """Forbidden unless the caller may use `right` on the station (None: may see it)."""
+    principal = _principal_of(request)
+    if principal.organisation is None:
+        return
+    store = request.app[_SERVER_KEY].store
+    owner, granted = await store.station_rights(principal.organisation, station_id)
+    if right is None:
+        if not owner and not granted:
+            raise Forbidden(principal, station_id, ())
+        return
+    if missing_rights({right}, owner=owner, granted=granted):
+        raise Forbidden(principal, station_id, {right})
 
 
 def _fault_json(fault: OpenFault) -> dict[str, Any]:
@@ -200,13 +267,20 @@ async def list_stations(request: web.Request) -> web.Response:
     central = request.app[_SERVER_KEY]
     faults = await central.store.open_faults(None)
     liveness = {live.station_id: live for live in await central.store.list_liveness()}
-    stations = [await _station_json(central, s, faults, liveness) for s in central.registry.all()]
+    visible = central.registry.all()
+    principal = _principal_of(request)
+    if principal.organisation is not None:
+        org = await central.store.get_organisation(principal.organisation)
+        mine = set() if org is None else set(org.stations) | set(org.grants)
+        visible = [s for s in visible if s.station_id in mine]
+    stations = [await _station_json(central, s, faults, liveness) for s in visible]
     return _json({"stations": stations})
 
 
 async def get_station(request: web.Request) -> web.Response:
     central = request.app[_SERVER_KEY]
     station_id = _station_id(request)
+    await _require(request, station_id, None)
     station = central.registry.get(station_id)
     assert station is not None  # _station_id checked it
     faults = await central.store.open_faults(station_id)
@@ -238,6 +312,7 @@ def _optional_str(body: dict[str, Any], key: str) -> str | None:
 
 
 async def add_station(request: web.Request) -> web.Response:
+    _admin_only(request)
     central = request.app[_SERVER_KEY]
     body = await _body(request)
     unknown = set(body) - {"id", "password", "policy", "heartbeatInterval", "certIdentity"}
@@ -260,12 +335,14 @@ async def add_station(request: web.Request) -> web.Response:
 
 
 async def remove_station(request: web.Request) -> web.Response:
+    _admin_only(request)
     central = request.app[_SERVER_KEY]
     await central.remove_station(_station_id(request))
     return web.Response(status=204)
 
 
 async def set_policy(request: web.Request) -> web.Response:
+    _admin_only(request)
     central = request.app[_SERVER_KEY]
     station_id = _station_id(request)
     body = await _body(request)
@@ -281,6 +358,7 @@ async def set_policy(request: web.Request) -> web.Response:
 
 
 async def accept_station(request: web.Request) -> web.Response:
+    _admin_only(request)
     central = request.app[_SERVER_KEY]
     station_id = _station_id(request)
     body = await _body(request)
@@ -298,29 +376,65 @@ async def accept_station(request: web.Request) -> web.Response:
 
 
 # ----------------------------------------------------------------------- commands
-def _command_problem(exc: CommandError) -> _Problem:
-    match exc:
-        case UnknownCommand():
-            return _Problem(404, "unknown_action", exc.reason)
-        case InvalidCommand():
-            return _Problem(400, "invalid_payload", exc.description, code=exc.code)
-        case StationNotConnected():
-            return _Problem(409, "station_offline", exc.reason)
-        case CommandTimeout():
-            return _Problem(504, "timeout", exc.reason)
-        case CommandRejected():
-            return _Problem(
-                502,
-                "callerror",
-                exc.reason,
-                code=exc.code,
-                description=exc.description,
-                details=exc.details,
-            )
-        case InvalidStationResponse():
-            return _Problem(502, "invalid_response", exc.reason)
-        case _:
-            return _Problem(500, "command_failed", exc.reason)
+# The HTTP status of each stored error kind (`central.dispatcher.error_json`).
+_ERROR_STATUS = {
+    "unknown_action": 404,
+    "invalid_payload": 400,
+    "station_offline": 409,
+    "timeout": 504,
+    "callerror": 502,
+    "invalid_response": 502,
+    "interrupted": 503,
+    "service_failed": 500,
+}
+# How long the synchronous route waits beyond the command timeout for the queue.
+_SYNC_SLACK = 10.0
+
+
+def _operation_json(record: CommandRecord) -> list[dict[str, Any]]:
+    return [
+        {
+            "action": op.name,
+            "payload": op.params,
+            "status": op.status,
+            "result": op.result,
+            "error": op.error,
+            "attempts": op.attempts,
+            "finishedAt": _iso(op.finished_at),
+        }
+        for op in record.operations
+    ]
+
+
+def _command_json(record: CommandRecord) -> dict[str, Any]:
+    return {
+        "correlationId": record.correlation_id,
+        "station": record.station_id,
+        "organisation": record.organisation,
+        "status": str(record.status),
+        "priority": record.priority,
+        "scheduleTime": _iso(record.schedule_time),
+        "deadline": _iso(record.deadline),
+        "bypassRetry": record.bypass_retry,
+        "attempts": record.attempts,
+        "retryAt": _iso(record.retry_at),
+        "submittedAt": _iso(record.submitted_at),
+        "finishedAt": _iso(record.finished_at),
+        "operations": _operation_json(record),
+    }
+
+
+async def _submit(request: web.Request, submission: Submission) -> CommandRecord:
+    dispatcher = request.app[_DISPATCHER_KEY]
+    try:
+        return await dispatcher.submit(_principal_of(request), submission)
+    except InvalidRequest as exc:
+        extra: dict[str, Any] = {}
+        if exc.position is not None:
+            extra["operation"] = exc.position
+        if exc.code is not None:
+            extra["code"] = exc.code
+        raise _Problem(400, "invalid_payload", str(exc), **extra) from None
 
 
 async def send_command(request: web.Request) -> web.Response:
@@ -329,10 +443,263 @@ async def send_command(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     body = await _body(request)
     try:
-        response = await central.commander.send(station_id, action, body)
-    except CommandError as exc:
-        raise _command_problem(exc) from None
-    return _json({"station": station_id, "action": action, "response": to_payload(response)})
+        record = await _submit(
+            request,
+            Submission(
+                station_id, (Operation(action, body),), priority=MAX_PRIORITY, bypass_retry=True
+            ),
+        )
+    except UnknownOperation as exc:
+        raise _Problem(404, "unknown_action", str(exc)) from None
+    cid = record.correlation_id
+    waited = await request.app[_DISPATCHER_KEY].wait(
+        cid, central.config.command_timeout + _SYNC_SLACK
+    )
+    assert waited is not None  # stored above; commands are never deleted
+    if not waited.status.final:
+        return _json({"correlationId": cid, "status": str(waited.status)}, 202)
+    op = waited.operations[0]
+    if op.status == "done":
+        return _json(
+            {"station": station_id, "action": action, "response": op.result, "correlationId": cid}
+        )
+    error = dict(op.error or {"error": "expired", "message": "the deadline passed"})
+    kind = str(error.pop("error"))
+    message = str(error.pop("message", kind))
+    raise _Problem(_ERROR_STATUS.get(kind, 500), kind, message, correlationId=cid, **error)
+
+
+def _time_field(body: dict[str, Any], key: str) -> datetime | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _Problem(400, "bad_request", f"{key}: an RFC 3339 date-time")
+    try:
+        return parse_date_time(value)
+    except ValueError:
+        raise _Problem(400, "bad_request", f"{key}: not an RFC 3339 date-time: {value!r}") from None
+
+
+def _operations_field(body: dict[str, Any]) -> tuple[Operation, ...]:
+    if "operations" in body:
+        if "action" in body or "payload" in body:
+            raise _Problem(400, "bad_request", "give either operations or action/payload")
+        items = body["operations"]
+        if not isinstance(items, list) or not items:
+            raise _Problem(400, "bad_request", "operations: a non-empty list")
+    else:
+        items = [{"action": body.get("action"), "payload": body.get("payload", {})}]
+    operations = []
+    for position, item in enumerate(items):
+        where = f"operations[{position}]" if "operations" in body else "action"
+        if not isinstance(item, dict) or set(item) - {"action", "payload"}:
+            raise _Problem(400, "bad_request", f"{where}: an object with action and payload")
+        action, payload = item.get("action"), item.get("payload", {})
+        if not isinstance(action, str) or not action:
+            raise _Problem(400, "bad_request", f"{where}.action: required, a string")
+        if not isinstance(payload, dict):
+            raise _Problem(400, "bad_request", f"{where}.payload: an object")
+        operations.append(Operation(action, payload))
+    return tuple(operations)
+
+
+async def submit_request(request: web.Request) -> web.Response:
+    station_id = _station_id(request)
+    body = await _body(request)
+    unknown = set(body) - {
+        "operations",
+        "action",
+        "payload",
+        "priority",
+        "scheduleTime",
+        "deadline",
+        "bypassRetry",
+    }
+    if unknown:
+        raise _Problem(400, "bad_request", f"unknown fields: {', '.join(sorted(unknown))}")
+    priority = body.get("priority", DEFAULT_PRIORITY)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise _Problem(400, "bad_request", f"priority: an integer 0..{MAX_PRIORITY}")
+    bypass = body.get("bypassRetry", False)
+    if not isinstance(bypass, bool):
+        raise _Problem(400, "bad_request", "bypassRetry: true or false")
+    submission = Submission(
+        station_id,
+        _operations_field(body),
+        priority=priority,
+        schedule_time=_time_field(body, "scheduleTime"),
+        deadline=_time_field(body, "deadline"),
+        bypass_retry=bypass,
+    )
+    try:
+        record = await _submit(request, submission)
+    except UnknownOperation as exc:
+        raise _Problem(400, "unknown_action", str(exc)) from None
+    return _json(_command_json(record), 202)
+
+
+async def _visible_command(request: web.Request, correlation_id: str) -> CommandRecord:
+    record = await request.app[_SERVER_KEY].store.get_command(correlation_id)
+    principal = _principal_of(request)
+    # Another organisation's request is answered as unknown: ids are not a directory.
+    if record is None or not (principal.is_admin or record.organisation == principal.organisation):
+        raise _Problem(404, "unknown_request", f"no request {correlation_id!r}")
+    return record
+
+
+async def get_request(request: web.Request) -> web.Response:
+    cid = request.match_info["correlation_id"]
+    record = await _visible_command(request, cid)
+    body = _command_json(record)
+    state = await request.app[_SERVER_KEY].store.delivery_state(cid)
+    body["notification"] = (
+        None if state is None else {"state": state[0], "attempts": state[1], "error": state[2]}
+    )
+    return _json(body)
+
+
+async def list_requests(request: web.Request) -> web.Response:
+    central = request.app[_SERVER_KEY]
+    status: CommandStatus | None = None
+    if request.query.get("status"):
+        try:
+            status = CommandStatus(request.query["status"])
+        except ValueError:
+            names = ", ".join(s.value for s in CommandStatus)
+            raise _Problem(400, "bad_query", f"status: one of {names}") from None
+    records = await central.store.list_commands(
+        station_id=request.query.get("station") or None,
+        organisation=_principal_of(request).organisation,
+        status=status,
+        limit=_limit_arg(request, 100),
+    )
+    return _json({"requests": [_command_json(r) for r in records]})
+
+
+# ----------------------------------------------------------------------- organisations
+def _organisation_json(org: Organisation) -> dict[str, Any]:
+    return {
+        "name": org.name,
+        "createdAt": _iso(org.created_at),
+        "stations": sorted(org.stations),
+        "grants": {sid: sorted(rights) for sid, rights in sorted(org.grants.items())},
+        "webhook": org.webhook,
+        "tokens": org.tokens,
+    }
+
+
+async def list_organisations(request: web.Request) -> web.Response:
+    _admin_only(request)
+    orgs = await request.app[_SERVER_KEY].store.list_organisations()
+    return _json({"organisations": [_organisation_json(o) for o in orgs]})
+
+
+async def add_organisation(request: web.Request) -> web.Response:
+    _admin_only(request)
+    central = request.app[_SERVER_KEY]
+    body = await _body(request)
+    name = _optional_str(body, "name")
+    if name is None or set(body) - {"name"}:
+        raise _Problem(400, "bad_request", "a body of exactly {name}")
+    try:
+        org = await central.store.add_organisation(name, at=central.wall())
+    except OrganisationExists as exc:
+        raise _Problem(409, "organisation_exists", str(exc)) from None
+    log_event(log, logging.INFO, "organisation_added", station=None, organisation=name)
+    return _json(_organisation_json(org), 201)
+
+
+async def add_token(request: web.Request) -> web.Response:
+    _admin_only(request)
+    central = request.app[_SERVER_KEY]
+    name = request.match_info["name"]
+    token = new_token()
+    await central.store.add_org_token(name, hash_token(token), at=central.wall())
+    log_event(log, logging.INFO, "organisation_token", station=None, organisation=name)
+    return _json({"organisation": name, "token": token}, 201)
+
+
+def _org_station_change(request: web.Request) -> tuple[str, str, bool]:
+    _admin_only(request)
+    return (
+        request.match_info["name"],
+        _station_id(request),
+        request.method == "PUT",
+    )
+
+
+async def set_owner(request: web.Request) -> web.Response:
+    name, station_id, owned = _org_station_change(request)
+    await request.app[_SERVER_KEY].store.set_owner(name, station_id, owned=owned)
+    return web.Response(status=204)
+
+
+async def set_grant(request: web.Request) -> web.Response:
+    name, station_id, granted = _org_station_change(request)
+    try:
+        right = Right(request.match_info["right"])
+    except ValueError:
+        names = ", ".join(r.value for r in Right)
+        raise _Problem(400, "bad_request", f"right: one of {names}") from None
+    await request.app[_SERVER_KEY].store.set_grant(name, station_id, str(right), granted=granted)
+    return web.Response(status=204)
+
+
+def _own_organisation(request: web.Request) -> str:
+    principal = _principal_of(request)
+    if principal.organisation is None:
+        raise _Problem(400, "not_an_organisation", "use an organisation's token for this route")
+    return principal.organisation
+
+
+async def get_own_organisation(request: web.Request) -> web.Response:
+    org = await request.app[_SERVER_KEY].store.get_organisation(_own_organisation(request))
+    if org is None:  # deleted meanwhile; organisations are not deleted today
+        raise UnknownOrganisation(_own_organisation(request))
+    body = _organisation_json(org)
+    del body["tokens"]
+    return _json(body)
+
+
+async def set_webhook(request: web.Request) -> web.Response:
+    central = request.app[_SERVER_KEY]
+    name = _own_organisation(request)
+    body = await _body(request)
+    url = body.get("url")
+    if set(body) - {"url"} or "url" not in body:
+        raise _Problem(400, "bad_request", "a body of exactly {url} (null removes it)")
+    if url is not None:
+        parsed = urlsplit(url) if isinstance(url, str) else None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise _Problem(400, "bad_request", "url: an http(s) URL")
+    await central.store.set_webhook(name, url, at=central.wall())
+    return _json({"organisation": name, "webhook": url})
+
+
+def _audit_json(entry: AuditRecord) -> dict[str, Any]:
+    return {
+        "at": _iso(entry.at),
+        "actor": entry.actor,
+        "station": entry.station_id,
+        "correlationId": entry.correlation_id,
+        "operations": entry.what,
+        "outcome": entry.outcome,
+        "detail": entry.detail,
+    }
+
+
+async def list_audit(request: web.Request) -> web.Response:
+    principal = _principal_of(request)
+    actor = request.query.get("actor") or None
+    if principal.organisation is not None:
+        actor = principal.organisation  # an organisation sees its own entries only
+    entries = await request.app[_SERVER_KEY].store.audit_trail(
+        station_id=request.query.get("station") or None,
+        actor=actor,
+        limit=_limit_arg(request, 100),
+    )
+    return _json({"audit": [_audit_json(e) for e in entries]})
 
 
 # ----------------------------------------------------------------------- history
@@ -348,6 +715,7 @@ def _event_json(event: Event) -> dict[str, Any]:
 async def list_events(request: web.Request) -> web.Response:
     central = request.app[_SERVER_KEY]
     station_id = _station_id(request)
+    await _require(request, station_id, Right.READ)
     now = central.wall()
     until = _time_arg(request, "to", now + timedelta(seconds=1))
     since = _time_arg(request, "from", until - timedelta(days=1))
@@ -380,6 +748,7 @@ def _sample_json(sample: MeterSample) -> dict[str, Any]:
 async def list_meter_values(request: web.Request) -> web.Response:
     central = request.app[_SERVER_KEY]
     station_id = _station_id(request)
+    await _require(request, station_id, Right.READ)
     now = central.wall()
     until = _time_arg(request, "to", now + timedelta(seconds=1))
     since = _time_arg(request, "from", until - timedelta(days=1))
@@ -396,6 +765,7 @@ async def list_meter_values(request: web.Request) -> web.Response:
 async def list_files(request: web.Request) -> web.Response:
     central = request.app[_SERVER_KEY]
     station_id = _station_id(request)
+    await _require(request, station_id, Right.READ)
     files = await central.store.uploaded_files(station_id, request.query.get("requestId"))
     return _json(
         {
@@ -466,9 +836,10 @@ async def upload(request: web.Request) -> web.Response:
     return _json({"fileName": name, "size": record.size, "sha256": record.sha256}, 201)
 
 
-def build_app(central: CentralServer) -> web.Application:
+def build_app(central: CentralServer, dispatcher: Dispatcher) -> web.Application:
     app = web.Application(middlewares=[_errors_and_auth], client_max_size=1 << 20)
     app[_SERVER_KEY] = central
+    app[_DISPATCHER_KEY] = dispatcher
     app.router.add_get("/api/stations", list_stations)
     app.router.add_post("/api/stations", add_station)
     app.router.add_get("/api/stations/{station_id}", get_station)
@@ -479,9 +850,23 @@ def build_app(central: CentralServer) -> web.Application:
     app.router.add_get("/api/stations/{station_id}/events", list_events)
     app.router.add_get("/api/stations/{station_id}/meter-values", list_meter_values)
     app.router.add_get("/api/stations/{station_id}/files", list_files)
+    app.router.add_post("/api/stations/{station_id}/requests", submit_request)
+    app.router.add_get("/api/requests", list_requests)
+    app.router.add_get("/api/requests/{correlation_id}", get_request)
+    app.router.add_get("/api/audit", list_audit)
+    app.router.add_get("/api/organisations", list_organisations)
+    app.router.add_post("/api/organisations", add_organisation)
+    app.router.add_post("/api/organisations/{name}/tokens", add_token)
+    for method in ("PUT", "DELETE"):
+        app.router.add_route(method, "/api/organisations/{name}/stations/{station_id}", set_owner)
+        app.router.add_route(
+            method, "/api/organisations/{name}/grants/{station_id}/{right}", set_grant
+        )
+    app.router.add_get("/api/organisation", get_own_organisation)
+    app.router.add_put("/api/organisation/webhook", set_webhook)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/files/firmware/{name}", firmware)
     app.router.add_put("/files/uploads/{token}/{name}", upload)
     app.router.add_post("/files/uploads/{token}/{name}", upload)
-    add_inventory_routes(app, central)
+    add_inventory_routes(app, central, admin_only=_admin_only, require=_require)
     return app

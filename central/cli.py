@@ -8,6 +8,10 @@
     os3p-central events SUBS001 --from 2026-11-23T00:00:00Z
     os3p-central meter-values SUBS001 --measurand Voltage.L1N
     os3p-central profile SUBS001 --contactor 1 --schedule "on at sunset+10min, off at 23:00"
+    os3p-central submit SUBS001 Reset '{}' --priority 7 --schedule 2026-11-24T02:00:00Z
+    os3p-central requests --station SUBS001;  os3p-central request <correlationId>
+    os3p-central org add acme;  os3p-central org token acme;  os3p-central org own acme SUBS001
+    os3p-central org grant acme SUBS002 read;  os3p-central audit --station SUBS001
     os3p-central import-shipment delivery-2026-11.csv
     os3p-central meters SUBS001
     os3p-central read SUBS001 periodic --from 2026-11-01T00:00:00Z --to 2026-11-08T00:00:00Z
@@ -288,6 +292,122 @@ def _cmd_files(client: ApiClient, args: argparse.Namespace) -> None:
     print(table(["UPLOADED", "REQUEST", "NAME", "SIZE", "SHA256"], rows))
 
 
+def _cmd_submit(client: ApiClient, args: argparse.Namespace) -> None:
+    try:
+        payload = json.loads(args.payload)
+    except ValueError as exc:
+        raise SystemExit(f"os3p-central: the payload is not JSON: {exc}") from None
+    body: dict[str, Any] = {"action": args.action, "payload": payload, "priority": args.priority}
+    if args.schedule:
+        body["scheduleTime"] = _time(args.schedule)
+    if args.deadline:
+        body["deadline"] = _time(args.deadline)
+    if args.bypass_retry:
+        body["bypassRetry"] = True
+    result = client.request("POST", f"/api/stations/{_quote(args.station)}/requests", body)
+    print(result["correlationId"])
+
+
+def _print_requests(requests: list[dict[str, Any]]) -> None:
+    rows = [
+        [
+            r["correlationId"],
+            r["station"],
+            r["organisation"] or "admin",
+            r["status"],
+            r["priority"],
+            r["attempts"],
+            ",".join(op["action"] for op in r["operations"]),
+            r["submittedAt"],
+        ]
+        for r in requests
+    ]
+    print(
+        table(
+            ["CORRELATION", "STATION", "BY", "STATUS", "PRIO", "TRIES", "OPERATIONS", "SUBMITTED"],
+            rows,
+        )
+    )
+
+
+def _cmd_requests(client: ApiClient, args: argparse.Namespace) -> None:
+    query = {"station": args.station or "", "status": args.status or ""}
+    if args.limit:
+        query["limit"] = str(args.limit)
+    requests = client.request("GET", "/api/requests", None, query)["requests"]
+    if args.json:
+        print(json.dumps(requests, indent=2))
+    else:
+        _print_requests(requests)
+
+
+def _cmd_request(client: ApiClient, args: argparse.Namespace) -> None:
+    path = f"/api/requests/{_quote(args.correlation_id)}"
+    print(json.dumps(client.request("GET", path), indent=2))
+
+
+def _cmd_org(client: ApiClient, args: argparse.Namespace) -> None:
+    match args.org_command:
+        case "add":
+            client.request("POST", "/api/organisations", {"name": args.name})
+            print(f"added organisation {args.name}")
+        case "list":
+            orgs = client.request("GET", "/api/organisations")["organisations"]
+            if args.json:
+                print(json.dumps(orgs, indent=2))
+                return
+            rows = [
+                [
+                    o["name"],
+                    ",".join(o["stations"]) or None,
+                    " ".join(f"{sid}:{'+'.join(r)}" for sid, r in o["grants"].items()) or None,
+                    o["webhook"],
+                    o["tokens"],
+                ]
+                for o in orgs
+            ]
+            print(table(["ORGANISATION", "OWNS", "GRANTS", "WEBHOOK", "TOKENS"], rows))
+        case "token":
+            result = client.request("POST", f"/api/organisations/{_quote(args.name)}/tokens")
+            print(result["token"])
+        case "own" | "disown":
+            method = "PUT" if args.org_command == "own" else "DELETE"
+            path = f"/api/organisations/{_quote(args.name)}/stations/{_quote(args.station)}"
+            client.request(method, path)
+            print(f"{args.name} {args.org_command}s {args.station}")
+        case "grant" | "revoke":
+            method = "PUT" if args.org_command == "grant" else "DELETE"
+            path = (
+                f"/api/organisations/{_quote(args.name)}/grants/"
+                f"{_quote(args.station)}/{_quote(args.right)}"
+            )
+            client.request(method, path)
+            print(f"{args.org_command}: {args.name} {args.right} on {args.station}")
+
+
+def _cmd_audit(client: ApiClient, args: argparse.Namespace) -> None:
+    query = {"station": args.station or "", "actor": args.actor or ""}
+    if args.limit:
+        query["limit"] = str(args.limit)
+    entries = client.request("GET", "/api/audit", None, query)["audit"]
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return
+    rows = [
+        [
+            e["at"],
+            e["actor"],
+            e["station"],
+            ",".join(e["operations"]),
+            e["outcome"],
+            e["correlationId"],
+            e["detail"],
+        ]
+        for e in entries
+    ]
+    print(table(["AT", "WHO", "STATION", "WHAT", "OUTCOME", "CORRELATION", "DETAIL"], rows))
+
+
 # ----------------------------------------------------------------------- inventory, meter reads
 _SHIPMENT_TYPES = {".csv": "text/csv", ".json": "application/json"}
 _READS = {
@@ -480,6 +600,11 @@ _COMMANDS: dict[str, Callable[[ApiClient, argparse.Namespace], None]] = {
     "events": _cmd_events,
     "meter-values": _cmd_meter_values,
     "files": _cmd_files,
+    "submit": _cmd_submit,
+    "requests": _cmd_requests,
+    "request": _cmd_request,
+    "org": _cmd_org,
+    "audit": _cmd_audit,
     "import-shipment": _cmd_import_shipment,
     "meters": _cmd_meters,
     "add-meter": _cmd_add_meter,
@@ -497,6 +622,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_registry_commands(sub)
     _add_station_commands(sub)
+    _add_queue_commands(sub)
     _add_inventory_commands(sub)
     return parser
 
@@ -558,6 +684,45 @@ def _add_station_commands(sub: Any) -> None:
 
     files = sub.add_parser("files", help="files uploaded after GetFile")
     files.add_argument("station")
+
+
+def _add_queue_commands(sub: Any) -> None:
+    submit = sub.add_parser("submit", help="queue an action; prints its correlation id")
+    submit.add_argument("station")
+    submit.add_argument("action", help="an OS³P action or a registered service")
+    submit.add_argument("payload", nargs="?", default="{}", help="the payload as JSON")
+    submit.add_argument("--priority", type=int, default=4, help="0..9, higher first")
+    submit.add_argument("--schedule", help="not before this RFC 3339 time")
+    submit.add_argument("--deadline", help="expire if not done by this RFC 3339 time")
+    submit.add_argument("--bypass-retry", action="store_true", help="one attempt only")
+
+    requests = sub.add_parser("requests", help="queued and finished requests, newest first")
+    requests.add_argument("--station")
+    requests.add_argument("--status", choices=["queued", "running", "done", "failed", "expired"])
+    requests.add_argument("--limit", type=int)
+
+    one = sub.add_parser("request", help="one request with its results (JSON)")
+    one.add_argument("correlation_id")
+
+    org = sub.add_parser("org", help="organisations, their tokens and rights (administrator)")
+    org_sub = org.add_subparsers(dest="org_command", required=True)
+    org_sub.add_parser("add", help="add an organisation").add_argument("name")
+    org_sub.add_parser("list", help="list organisations")
+    org_sub.add_parser("token", help="issue a token (printed once)").add_argument("name")
+    for name, help_text in (("own", "make it own a station"), ("disown", "undo own")):
+        owning = org_sub.add_parser(name, help=help_text)
+        owning.add_argument("name")
+        owning.add_argument("station")
+    for name, help_text in (("grant", "grant a right on a station"), ("revoke", "undo grant")):
+        granting = org_sub.add_parser(name, help=help_text)
+        granting.add_argument("name")
+        granting.add_argument("station")
+        granting.add_argument("right", choices=["read", "configure", "lights", "firmware"])
+
+    audit = sub.add_parser("audit", help="the audit trail, newest first")
+    audit.add_argument("--station")
+    audit.add_argument("--actor", help="admin or an organisation")
+    audit.add_argument("--limit", type=int)
 
 
 def _serve(args: argparse.Namespace) -> int:

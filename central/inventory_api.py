@@ -7,7 +7,11 @@
     POST /api/stations/{id}/services/{service}           the service's parameters
 
 Documented in `central/openapi.yaml` with the rest of the API; the bearer token is
-checked by `central.api`'s middleware (every path here is under `/api/`).
+checked by `central.api`'s middleware (every path here is under `/api/`), which also
+answers the `Forbidden` its guards raise (403). Who may do what: a shipment (it
+registers stations and credentials) only the administrator; a station's meters may
+be seen by whoever may see the station, added or moved along the lifecycle with the
+`configure` right; a service needs the right `SERVICES` names for it.
 
 A shipment is all-or-nothing: 422 lists every problem of the file (line or JSON
 pointer, field, reason) and every conflict with what is stored, and nothing is
@@ -22,11 +26,12 @@ station refused; 400 bad parameters; 404 unknown service, station or meter.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +49,7 @@ from central.errors import (
 from central.logs import log_event
 from central.meterreads import SERVICES, BadParams, NoAnswer, ServiceError, StationRefused
 from central.meters import IllegalTransition, Lifecycle
+from central.operations import Right
 from central.server import CentralServer
 from central.shipment import Problem, ShipmentInvalid, parse_meter, parse_shipment
 from central.storage import UnknownStation, passwords
@@ -59,7 +65,20 @@ __all__ = ["add_routes", "meter_json"]
 
 log = logging.getLogger(__name__)
 
+AdminOnly = Callable[[web.Request], None]
+Require = Callable[[web.Request, str, Right | None], Awaitable[None]]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Guards:
+    """`central.api`'s access checks: raise (403) unless the caller may go on."""
+
+    admin_only: AdminOnly
+    require: Require
+
+
 _CENTRAL = web.AppKey("inventory_central", CentralServer)
+_GUARDS = web.AppKey("inventory_guards", _Guards)
 _MEDIA_TYPES = ("text/csv", "application/csv", "application/json")
 
 
@@ -133,6 +152,7 @@ async def _hash_passwords(plain: dict[str, str | None]) -> dict[str, str | None]
 
 async def import_shipment(request: web.Request) -> web.Response:
     central = request.app[_CENTRAL]
+    request.app[_GUARDS].admin_only(request)
     media_type = request.content_type
     if media_type not in _MEDIA_TYPES:
         return _problem(415, "unsupported_media_type", "send text/csv or application/json")
@@ -185,6 +205,7 @@ async def list_meters(request: web.Request) -> web.Response:
     station_id = _station(request)
     if station_id is None:
         return _unknown_station(request.match_info["station_id"])
+    await request.app[_GUARDS].require(request, station_id, None)
     meters = await request.app[_CENTRAL].store.list_meters(station_id)
     return _json({"station": station_id, "meters": [meter_json(m) for m in meters]})
 
@@ -194,6 +215,7 @@ async def add_meter(request: web.Request) -> web.Response:
     station_id = _station(request)
     if station_id is None:
         return _unknown_station(request.match_info["station_id"])
+    await request.app[_GUARDS].require(request, station_id, Right.CONFIGURE)
     body = await _json_body(request)
     if isinstance(body, web.Response):
         return body
@@ -217,6 +239,7 @@ async def set_meter_status(request: web.Request) -> web.Response:
     station_id = _station(request)
     if station_id is None:
         return _unknown_station(request.match_info["station_id"])
+    await request.app[_GUARDS].require(request, station_id, Right.CONFIGURE)
     body = await _json_body(request)
     if isinstance(body, web.Response):
         return body
@@ -275,10 +298,11 @@ async def run_service(request: web.Request) -> web.Response:
     entry = SERVICES.get(name)
     if entry is None:
         return _problem(404, "unknown_service", f"services: {', '.join(sorted(SERVICES))}")
+    right, service = entry
+    await request.app[_GUARDS].require(request, station_id, Right(right))
     body = await _json_body(request)
     if isinstance(body, web.Response):
         return body
-    _, service = entry
     try:
         result = await service(central, station_id, body)
     except CommandError as exc:
@@ -292,9 +316,13 @@ async def run_service(request: web.Request) -> web.Response:
     return _json({"station": station_id, "service": name, "result": result})
 
 
-def add_routes(app: web.Application, central: CentralServer) -> None:
-    """Register the inventory and service routes on the API app (from `build_app`)."""
+def add_routes(
+    app: web.Application, central: CentralServer, *, admin_only: AdminOnly, require: Require
+) -> None:
+    """Register the inventory and service routes on the API app (from `build_app`, which
+    hands over its access checks)."""
     app[_CENTRAL] = central
+    app[_GUARDS] = _Guards(admin_only, require)
     routes: list[tuple[str, str, Callable[[web.Request], Any]]] = [
         ("POST", "/api/shipments", import_shipment),
         ("GET", "/api/stations/{station_id}/meters", list_meters),

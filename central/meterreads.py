@@ -51,6 +51,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from central.errors import CentralError, CommandError, CommandTimeout
 from central.historyfile import HistoryFileInvalid, history_payload, parse_history
 from central.meters import Lifecycle, MeterKind, MeterProtocol
+from central.operations import Right, ServiceOperation, ServiceRegistry
 from central.periodic import (
     PeriodError,
     PeriodicReads,
@@ -88,6 +89,7 @@ __all__ = [
     "find_events",
     "get_firmware_version",
     "periodic_meter_reads",
+    "service_registry",
     "synchronize_time",
 ]
 
@@ -613,7 +615,7 @@ async def synchronize_time(
     return {"station": station_id, "trigger": response.status.value, "centralTime": _iso(sent_at)}
 
 
-# Operator right each service needs (rights: read, configure, switch_lights, firmware):
+# Operator right each service needs (`central.operations.Right` values):
 # reading stored values or making the station report again changes nothing on it;
 # SynchronizeTime changes its clock.
 SERVICES: Final[Mapping[str, tuple[str, Service]]] = {
@@ -623,6 +625,17 @@ SERVICES: Final[Mapping[str, tuple[str, Service]]] = {
     "GetFirmwareVersion": ("read", get_firmware_version),
     "SynchronizeTime": ("configure", synchronize_time),
 }
+
+
+def service_registry() -> ServiceRegistry:
+    """`SERVICES` and `CHECKS` as the command queue's `ServiceRegistry`:
+    `run_forever(config, services=service_registry())` lets requests and bundles name
+    these services like OS³P actions (rights and retries as the queue applies them)."""
+    return {
+        name: ServiceOperation(Right(right), run, CHECKS[name])
+        for name, (right, run) in SERVICES.items()
+    }
+
 
 # Static checks of each service's parameters (BadParams, a ValueError), for a queue
 # to reject a bad request at submission; each service runs its own check first too.

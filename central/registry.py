@@ -52,12 +52,13 @@ class Registry:
         self._verifier = verifier or store
         self._clock = clock
         self._stations: dict[str, Station] = {}
-        self._answered: dict[str, BootPolicy] = {}  # last boot answer, this process
+        self._answered: dict[str, BootPolicy] = {}  # answer to each station's last boot
         self._verified: dict[str, bytes] = {}
         self._key = secrets.token_bytes(32)
 
     async def load(self) -> None:
         self._stations = {s.station_id: s for s in await self._store.list_stations()}
+        self._answered = await self._store.boot_answers()
 
     # -------------------------------------------------------------- StationGate
     def is_known(self, station_id: str) -> bool:
@@ -104,7 +105,8 @@ class Registry:
         station = self._stations.get(station_id)
         if station is None or station.policy is not BootPolicy.ACCEPTED:
             return False
-        return self._answered.get(station_id, BootPolicy.ACCEPTED) is BootPolicy.ACCEPTED
+        # Never booted (or last answered Pending/Rejected): only BootNotification (§3.1).
+        return self._answered.get(station_id) is BootPolicy.ACCEPTED
 
     def answered(self, station_id: str) -> BootPolicy | None:
         """What this process answered the station's last BootNotification with."""

@@ -188,6 +188,9 @@ class CentralServer:
             self.links, self.validator, self.metrics, self.files, timeout=config.command_timeout
         )
         self._server: Server | None = None
+        # Called with the station id when a connection is accepted (the command queue
+        # dispatches what waited for the station); must not block or raise.
+        self.connect_listeners: list[Callable[[str], None]] = []
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -324,6 +327,8 @@ class CentralServer:
         link = StationLink(connection, ctx)
         old = self.links.get(station_id)
         self.links[station_id] = link
+        for listener in self.connect_listeners:
+            listener(station_id)
         remote = websocket.remote_address
         log_event(
             log,

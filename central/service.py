@@ -5,8 +5,9 @@
     await run_forever(config)                          # `os3p-central serve`
 
 Start order: store (migrated), the password verifier's store, registry, websocket
-listener, then the HTTP app; stop runs backwards, so no HTTP request ever meets a
-closed store.
+listener, the command queue's dispatcher (`central.dispatcher`: it re-queues what a
+previous process left running), then the HTTP app; stop runs backwards, so no HTTP
+request ever meets a closed store or a stopped queue.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ from aiohttp import web
 
 from central.api import build_app
 from central.config import CentralConfig
+from central.dispatcher import Dispatcher
 from central.logs import log_event
+from central.operations import ServiceRegistry
+from central.queueing import QueuePolicy
 from central.server import CentralServer
 from central.storage import AsyncStore
+from central.webhooks import WebhookPolicy
 
 __all__ = ["CentralService", "run_forever"]
 
@@ -32,11 +37,24 @@ log = logging.getLogger(__name__)
 
 
 class CentralService:
-    def __init__(self, config: CentralConfig) -> None:
+    def __init__(
+        self,
+        config: CentralConfig,
+        *,
+        services: ServiceRegistry | None = None,
+        queue: QueuePolicy = QueuePolicy(),  # noqa: B008 (frozen)
+        webhooks: WebhookPolicy = WebhookPolicy(),  # noqa: B008 (frozen)
+    ) -> None:
+        """`services`: the named operations requests may use beside the 13 OS³P
+        actions (`central.operations`)."""
         self.config = config
+        self._services = services
+        self._queue = queue
+        self._webhooks = webhooks
         self._store: AsyncStore | None = None
         self._verifier: AsyncStore | None = None
         self._server: CentralServer | None = None
+        self._dispatcher: Dispatcher | None = None
         self._runner: web.AppRunner | None = None
         self.api_port = 0
 
@@ -45,6 +63,12 @@ class CentralService:
         if self._server is None:
             raise RuntimeError("not started")
         return self._server
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        if self._dispatcher is None:
+            raise RuntimeError("not started")
+        return self._dispatcher
 
     @property
     def api_url(self) -> str:
@@ -64,7 +88,11 @@ class CentralService:
             self._verifier = await AsyncStore.open(config.storage_url)
             self._server = CentralServer(config, self._store, verifier=self._verifier)
             await self._server.start()
-            self._runner = web.AppRunner(build_app(self._server), access_log=None)
+            self._dispatcher = Dispatcher(
+                self._server, services=self._services, policy=self._queue, webhooks=self._webhooks
+            )
+            await self._dispatcher.start()
+            self._runner = web.AppRunner(build_app(self._server, self._dispatcher), access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, config.api.host, config.api.port)
             await site.start()
@@ -83,6 +111,9 @@ class CentralService:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._dispatcher is not None:
+            await self._dispatcher.stop()
+            self._dispatcher = None
         if self._server is not None:
             await self._server.stop()
             self._server = None
@@ -106,13 +137,13 @@ class CentralService:
         await self.stop()
 
 
-async def run_forever(config: CentralConfig) -> None:
-    """Serve until SIGINT or SIGTERM, then stop cleanly."""
+async def run_forever(config: CentralConfig, *, services: ServiceRegistry | None = None) -> None:
+    """Serve until SIGINT or SIGTERM, then stop cleanly; `services` as for CentralService."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
-    async with CentralService(config):
+    async with CentralService(config, services=services):
         await stop.wait()
         log_event(log, logging.INFO, "stopping", station=None)

@@ -54,6 +54,7 @@ import signal
 import sys
 import time
 import tty
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -382,6 +383,8 @@ class IOModuleSimulator:
         link: Link = "tcp",
     ) -> None:
         self.physics = StationPhysics(iomap, relay_delay=relay_delay)
+        # Requests served, by Modbus function code (what a driver costs the module).
+        self.requests: Counter[int] = Counter()
         self._host = host
         self._port = port
         self._clock = clock
@@ -520,6 +523,7 @@ class IOModuleSimulator:
         words in place is how a read sees the physics.
         """
         now = self._clock()
+        self.requests[function_code] += 1
         if set_values is not None and function_code in (_WRITE_COIL, _WRITE_COILS):
             self.physics.write_coils(address, [bool(v) for v in set_values], now)
         if function_code == _READ_INPUTS:

@@ -170,6 +170,101 @@ _INITIAL = (
     "CREATE INDEX uploaded_file_by_time ON uploaded_file (station_id, uploaded_at)",
 )
 
+# Issue 10: the persistent command queue, organisations and their rights, webhooks,
+# the audit trail (central.storage.commands). `command.seq` is the submission order
+# (FIFO within a priority); times are UTC instants like everywhere else.
+_COMMAND_QUEUE = (
+    """
+    CREATE TABLE organisation (
+        name TEXT PRIMARY KEY,
+        created_at {ts} NOT NULL
+    )""",
+    """
+    CREATE TABLE org_token (
+        token_hash TEXT PRIMARY KEY,
+        organisation TEXT NOT NULL,
+        created_at {ts} NOT NULL
+    )""",
+    """
+    CREATE TABLE org_station (
+        organisation TEXT NOT NULL,
+        station_id TEXT NOT NULL,
+        PRIMARY KEY (organisation, station_id)
+    )""",
+    """
+    CREATE TABLE org_grant (
+        organisation TEXT NOT NULL,
+        station_id TEXT NOT NULL,
+        function TEXT NOT NULL,
+        PRIMARY KEY (organisation, station_id, function)
+    )""",
+    """
+    CREATE TABLE org_webhook (
+        organisation TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        updated_at {ts} NOT NULL
+    )""",
+    """
+    CREATE TABLE command (
+        seq {id},
+        correlation_id TEXT NOT NULL UNIQUE,
+        station_id TEXT NOT NULL,
+        organisation TEXT,
+        priority INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 9),
+        schedule_time {ts},
+        deadline {ts},
+        bypass_retry {bool} NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('queued', 'running', 'done', 'failed', 'expired')),
+        attempts INTEGER NOT NULL,
+        last_attempt_at {ts},
+        retry_at {ts},
+        submitted_at {ts} NOT NULL,
+        finished_at {ts}
+    )""",
+    "CREATE INDEX command_by_status ON command (status, station_id)",
+    "CREATE INDEX command_by_station ON command (station_id, seq)",
+    """
+    CREATE TABLE command_operation (
+        correlation_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        params TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'failed')),
+        result TEXT,
+        error TEXT,
+        attempts INTEGER NOT NULL,
+        finished_at {ts},
+        PRIMARY KEY (correlation_id, position)
+    )""",
+    """
+    CREATE TABLE webhook_delivery (
+        correlation_id TEXT PRIMARY KEY,
+        organisation TEXT NOT NULL,
+        url TEXT NOT NULL,
+        body TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+        attempts INTEGER NOT NULL,
+        next_at {ts} NOT NULL,
+        last_error TEXT,
+        delivered_at {ts}
+    )""",
+    "CREATE INDEX webhook_delivery_due ON webhook_delivery (state, next_at)",
+    """
+    CREATE TABLE audit (
+        id {id},
+        at {ts} NOT NULL,
+        actor TEXT NOT NULL,
+        station_id TEXT NOT NULL,
+        correlation_id TEXT,
+        what TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT
+    )""",
+    "CREATE INDEX audit_by_time ON audit (at)",
+    "CREATE INDEX audit_by_station ON audit (station_id, at)",
+)
+
 # The meter inventory (central.storage.inventory). `meter.station_id` names the
 # station without a foreign key, like the history tables; one meter per M-Bus
 # channel 1..4 of a station is checked by the code in the writing transaction (a
@@ -207,5 +302,6 @@ _INVENTORY = (
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
-    Migration(2, "meter inventory and shipment imports", _INVENTORY),
+    Migration(2, "command queue, organisations, webhooks, audit", _COMMAND_QUEUE),
+    Migration(3, "meter inventory and shipment imports", _INVENTORY),
 )

@@ -43,6 +43,7 @@ from typing import ParamSpec, TypeVar
 from central.meters import Lifecycle
 from central.shipment import MeterRecord, Problem, Shipment
 from central.storage import inventory
+from central.storage.commands import AsyncCommandStoreMixin
 from central.storage.errors import StoreClosed
 from central.storage.model import (
     BootNotification,
@@ -76,7 +77,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class AsyncStore:
+class AsyncStore(AsyncCommandStoreMixin):
     """Async mirror of `Store`; create with `await AsyncStore.open(url)`."""
 
     def __init__(self, store: Store, executor: ThreadPoolExecutor) -> None:
@@ -241,7 +242,7 @@ class AsyncStore:
     async def record_meter_values(
         self, station_id: str, meter_values: Sequence[MeterValue], *, received_at: datetime
     ) -> int:
-        new = await self._call(
+        new: int = await self._call(
             self._store.record_meter_values, station_id, meter_values, received_at=received_at
         )
         self._tell(station_id, tuple(meter_values))
@@ -298,6 +299,9 @@ class AsyncStore:
         self, station_id: str, request_id: str | None = None
     ) -> list[UploadedFile]:
         return await self._call(self._store.uploaded_files, station_id, request_id)
+
+    async def boot_answers(self) -> dict[str, BootPolicy]:
+        return await self._call(self._store.boot_answers)
 
     async def last_boot(self, station_id: str) -> BootNotification | None:
         return await self._call(self._store.last_boot, station_id)

@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 from central.storage import passwords
 from central.storage._backends import Connection, PostgresConnection, Row, SqliteConnection
 from central.storage._migrations import MIGRATIONS, SCHEMA_VERSION_DDL
+from central.storage.commands import CommandStoreMixin
 from central.storage.errors import InvalidURL, SchemaTooNew, StationExists, UnknownStation
 from central.storage.faults import MV_FAULT_CODES, effect_of
 from central.storage.model import (
@@ -155,6 +156,7 @@ class Store(Protocol):
         self, station_id: str, request_id: str | None = None
     ) -> list[UploadedFile]: ...
     def last_boot(self, station_id: str) -> BootNotification | None: ...
+    def boot_answers(self) -> dict[str, BootPolicy]: ...
     def events(
         self,
         station_id: str,
@@ -196,7 +198,7 @@ def _status_key(notification: StatusNotification) -> str | None:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-class SqlStore:
+class SqlStore(CommandStoreMixin):
     """`Store` over one `Connection`; the SQL is shared by both backends."""
 
     def __init__(self, db: Connection) -> None:
@@ -814,6 +816,17 @@ class SqlStore:
                 (station_id,),
             )
         return BootNotification(*rows[0]) if rows else None
+
+    def boot_answers(self) -> dict[str, BootPolicy]:
+        """What each station's most recent BootNotification was answered (§3.1: only a
+        station whose last boot was Accepted may send other CALLs, across restarts)."""
+        with self._db.transaction("boot_answers", write=False):
+            rows = self._db.query(
+                "SELECT b.station_id, b.answered_status FROM boot_notification b"
+                " JOIN (SELECT station_id, MAX(id) AS id FROM boot_notification"
+                " GROUP BY station_id) latest ON b.id = latest.id"
+            )
+        return {station_id: BootPolicy(answered) for station_id, answered in rows}
 
     def events(
         self,

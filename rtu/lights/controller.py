@@ -144,6 +144,7 @@ class LightsController:
         self._cache: dict[int, _Verdict] = {}
         self._snapshot: IOSnapshot | None = None  # the latest; None: module not answering
         self._wake = asyncio.Event()
+        self._quiet = False  # the last step had no effects and nothing is under way
         self.core = Reconciler(self.contactors, feedback_timeout=feedback_timeout)
         poller.subscribe(self._on_snapshot)
 
@@ -228,9 +229,14 @@ class LightsController:
         }
 
     def _on_snapshot(self, snapshot: IOSnapshot | None) -> None:
-        # Called by the poller: must be quick. The loop does the work.
+        # Called by the poller (every poll period): must be quick. The loop does
+        # the work, and only when there is any: an unchanged snapshot after a
+        # quiet step changes nothing (Reconciler.settled), so most polls cost
+        # a comparison here instead of a step of the loop.
+        unchanged = snapshot == self._snapshot
         self._snapshot = snapshot
-        self._wake.set()
+        if not (unchanged and self._quiet):
+            self._wake.set()
 
     # -- the loop ---------------------------------------------------------------
 
@@ -257,6 +263,7 @@ class LightsController:
                 self._clock.monotonic(),
             )
             saved = await self._perform(effects, saved)
+            self._quiet = not effects and self.core.settled
             await self._sleep(now)
 
     async def _perform(

@@ -174,6 +174,20 @@ class Reconciler:
         for contactor in contactors:
             self._tracks[contactor].mode_due = True
 
+    @property
+    def settled(self) -> bool:
+        """Nothing under way whose outcome depends on time passing.
+
+        After a step that had no effects, a settled reconciler given the same
+        snapshot and inputs again has none either: only a new snapshot or new
+        inputs can change anything. The shell uses this to skip the identical
+        snapshots a fast poll delivers.
+        """
+        return all(
+            t.pending is None and t.disagree_since is None and not t.writing and not t.mode_due
+            for t in self._tracks.values()
+        )
+
     def write_done(self, contactor: int, *, ok: bool) -> None:
         """The shell finished a `Command`; a failed write is retried at the next step."""
         track = self._tracks[contactor]

@@ -235,12 +235,14 @@ def _openapi_routes() -> set[tuple[str, str]]:
 
 def test_openapi_document_lists_exactly_the_apps_routes(tmp_path: Path) -> None:
     async def scenario() -> set[tuple[str, str]]:
+        from central.dispatcher import Dispatcher
         from central.server import CentralServer
         from central.storage import AsyncStore
 
         config = make_config(tmp_path)
         async with await AsyncStore.open(config.storage_url) as store:
-            app = build_app(CentralServer(config, store))
+            server = CentralServer(config, store)
+            app = build_app(server, Dispatcher(server))
             return {
                 (route.method, route.resource.canonical)
                 for route in app.router.routes()
@@ -249,7 +251,7 @@ def test_openapi_document_lists_exactly_the_apps_routes(tmp_path: Path) -> None:
 
     app_routes = run(scenario())
     assert app_routes == _openapi_routes()
-    assert len(app_routes) == 19
+    assert len(app_routes) == 32
 
 
 def test_public_url_defaults_to_the_api_address() -> None:

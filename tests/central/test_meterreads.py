@@ -449,3 +449,77 @@ def test_synchronize_time_firmware_version_and_find_events(tmp_path: Path) -> No
             assert status == 404
 
     run(scenario())
+
+
+# ----------------------------------------------------------------------- rights
+def test_organisations_need_the_rights_the_routes_name(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running_central(tmp_path) as (central, admin):
+            await admin.add_station("SUBS901")
+            status, _ = await admin.request(
+                "POST", "/api/stations/SUBS901/meters",
+                {"meterId": "E901", "kind": "E", "protocol": "DLMS"},
+            )  # fmt: skip
+            assert status == 201
+            status, _ = await admin.request("POST", "/api/organisations", {"name": "reader"})
+            status, body = await admin.request("POST", "/api/organisations/reader/tokens")
+            async with Api(central.api_url, token=body["token"]) as reader:
+                status, body = await reader.request("GET", "/api/stations/SUBS901/meters")
+                assert (status, body["error"]) == (403, "forbidden")
+                status, body = await reader.request("POST", "/api/shipments", {"stations": []})
+                assert status == 403
+                await admin.request("PUT", "/api/organisations/reader/grants/SUBS901/read")
+                status, body = await reader.request("GET", "/api/stations/SUBS901/meters")
+                assert (status, [m["meterId"] for m in body["meters"]]) == (200, ["E901"])
+                status, body = await _service(reader, "SUBS901", "GetFirmwareVersion", {})
+                assert status == 200
+                status, body = await _service(reader, "SUBS901", "SynchronizeTime", {})
+                assert (status, body["missing"]) == (403, ["configure"])
+                status, body = await reader.request(
+                    "PUT", "/api/stations/SUBS901/meters/E901/status", {"status": "IN_USE"}
+                )
+                assert (status, body["missing"]) == (403, ["configure"])
+
+    run(scenario())
+
+
+# ----------------------------------------------------------------------- the queue
+def test_the_queue_runs_the_services_when_registered(tmp_path: Path) -> None:
+    from central.meterreads import service_registry
+    from tests.central.support import make_config
+    from tests.central.test_command_service import submit, until_status
+
+    async def scenario() -> None:
+        config = make_config(tmp_path)
+        async with (
+            CentralService(config, services=service_registry()) as central,
+            Api(central.api_url) as api,
+        ):
+            await api.add_station("SUBS951")
+            status, body = await api.request(
+                "POST",
+                "/api/stations/SUBS951/requests",
+                {"action": "PeriodicMeterReads", "payload": {"kind": "WEEKLY"}},
+            )
+            assert (status, body["error"]) == (400, "invalid_payload")  # checked at submission
+            async with scripted_station(central.ws_url, "SUBS951") as st:
+                await st.boot()
+                await st.result("MeterValues", {"meterValue": [_energy(MIDNIGHTS[0], "7", "1")]})
+                cid = await submit(
+                    api,
+                    "SUBS951",
+                    {
+                        "operations": [
+                            {"action": "GetFirmwareVersion", "payload": {}},
+                            {"action": "PeriodicMeterReads",
+                             "payload": {**PERIOD, "timeZone": "Europe/Amsterdam",
+                                         "fillGaps": False}},
+                        ]
+                    },
+                )  # fmt: skip
+                done = await until_status(api, cid, "done")
+            firmware, periodic = (op["result"] for op in done["operations"])
+            assert firmware["firmwareVersion"] == "1.2.3"
+            assert [r["logTime"] for r in periodic["reads"]] == [_z(MIDNIGHTS[0])]
+
+    run(scenario(), timeout=60 * UNIT)

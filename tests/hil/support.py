@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
@@ -70,6 +71,8 @@ async def rig(
     *,
     driver_map: IOMap | None = None,
     sleep: Sleep = no_sleep,
+    coil_refresh: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[tuple[IOModuleSimulator, ModbusIOModule]]:
     """A simulator on an ephemeral loopback port and a real driver pointed at it."""
     async with IOModuleSimulator(iomap, relay_delay=RELAY_DELAY) as sim:
@@ -77,6 +80,8 @@ async def rig(
             driver_map or iomap,
             TcpEndpoint("127.0.0.1", sim.port, timeout=DRIVER_TIMEOUT),
             sleep=sleep,
+            coil_refresh=coil_refresh,
+            clock=clock,
         )
         try:
             yield sim, driver

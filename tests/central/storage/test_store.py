@@ -563,3 +563,12 @@ def test_open_faults_follow_the_rule(store: Store, notifications: list[StatusNot
     for i, notification in enumerate(notifications):
         store.record_status(station_id, notification, received_at=at(i))
     assert set(fault_codes(store, station_id)) == reference_open_faults(notifications)
+
+
+def test_boot_answers_are_each_stations_latest(store: Store) -> None:
+    assert store.boot_answers() == {}
+    store.record_boot("st1", BOOT, answered=BootPolicy.PENDING, received_at=at(0))
+    store.record_boot("st1", BOOT, answered=BootPolicy.ACCEPTED, received_at=at(10))
+    store.record_boot("st2", BOOT, answered=BootPolicy.ACCEPTED, received_at=at(0))
+    store.record_boot("st2", BOOT, answered=BootPolicy.REJECTED, received_at=at(20))
+    assert store.boot_answers() == {"st1": BootPolicy.ACCEPTED, "st2": BootPolicy.REJECTED}

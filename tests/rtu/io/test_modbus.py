@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 
 import pytest
 
@@ -391,3 +392,61 @@ async def test_a_cancelled_poll_loop_stops() -> None:
             async with asyncio.timeout(4 * UNIT):  # a request's answer, not a retry
                 with pytest.raises(asyncio.CancelledError):
                     await task
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+COILS, INPUTS = 1, 2
+
+
+@async_test
+async def test_a_quiet_poll_reads_only_the_inputs() -> None:
+    clock = FakeClock()
+    async with rig(coil_refresh=1.0, clock=clock) as (sim, driver):
+        await driver.read()  # first poll: both tables
+        assert (sim.requests[COILS], sim.requests[INPUTS]) == (1, 1)
+        for _ in range(5):
+            await driver.read()
+        assert (sim.requests[COILS], sim.requests[INPUTS]) == (1, 6)
+        clock.now += 1.0  # the refresh period: another master may have written
+        await driver.read()
+        assert sim.requests[COILS] == 2
+
+
+@async_test
+async def test_coils_are_read_again_after_a_write_or_an_input_change() -> None:
+    clock = FakeClock()
+    async with rig(coil_refresh=3600.0, clock=clock) as (sim, driver):
+        await driver.read()
+        await driver.set_contactor(2, True)
+        after_write = await driver.read()
+        assert after_write.coils[2] is True
+        assert sim.requests[COILS] == 2
+        await driver.read()
+        assert sim.requests[COILS] == 2  # quiet again
+        sim.set_local_switch(True)  # an input changed
+        changed = await driver.read()
+        assert changed.local_switch is True
+        assert sim.requests[COILS] == 3
+
+
+@async_test
+async def test_a_coil_changed_by_someone_else_shows_with_its_feedback() -> None:
+    """A relay dropped by another master (or a module restart) changes its feedback
+    contact, which makes the same poll read the coils: no stale coil survives it."""
+    clock = FakeClock()
+    async with rig(coil_refresh=3600.0, clock=clock) as (sim, driver):
+        await driver.set_contactor(1, True)
+        await eventually(driver.read, lambda s: s.feedback[1])
+        coil_reads = sim.requests[COILS]
+        assert (await driver.read()).coils[1] is True
+        assert sim.requests[COILS] == coil_reads  # quiet: the coils come from the last read
+        sim.physics.write_coils(sim.physics.iomap.contactor(1).coil, [False], time.monotonic())
+        snapshot = await eventually(driver.read, lambda s: not s.feedback[1])
+        assert snapshot.coils[1] is False
