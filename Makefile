@@ -31,8 +31,8 @@ unit: $(STAMP) debs
 
 test: lint typecheck unit
 
-bench: $(STAMP)
-	$(BIN)/python bench/protocol.py
+bench: $(STAMP) debs
+	for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -220,6 +220,7 @@ class MqttPublisher:
         if not config.tls:
             return None
         context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+        context.sslsocket_class = _ClosingSSLSocket
         if config.client_cert and config.client_key:
             context.load_cert_chain(config.client_cert, config.client_key)
         return context
@@ -326,6 +327,19 @@ class MqttPublisher:
             "connects": self.connects,
             "last_error": self.last_error,
         }
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """paho-mqtt 2.2 (`_ssl_wrap_socket`) leaves the socket open when the TLS handshake
+    fails: one leaked descriptor per reconnect attempt, for as long as the broker's
+    certificate is not trusted. Closing it here is the one place we can reach it."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
 
 
 async def _leave(client: Any) -> None:

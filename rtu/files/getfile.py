@@ -47,7 +47,7 @@ from os3p.messages import (
     UploadStatus,
 )
 from rtu.files import content
-from rtu.files.upload import SCHEMES, UploadError, upload
+from rtu.files.upload import SCHEMES, UploadError, tls_context, upload
 from rtu.metering.history import History
 
 __all__ = ["FileSettings", "GetFileService", "Upload"]
@@ -69,6 +69,7 @@ class FileSettings:
     backoff: float = 5.0
     timeout: float = 120.0
     max_queued: int = 4
+    ca_file: Path | None = None  # trusted for https/ftps, besides the system's CAs
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -112,7 +113,13 @@ class GetFileService:
         self.failed = 0
 
     async def _default_upload(self, location: str, file_name: str, data: bytes) -> None:
-        await upload(location, file_name, data, timeout=self._settings.timeout)
+        await upload(
+            location,
+            file_name,
+            data,
+            timeout=self._settings.timeout,
+            ssl_context=tls_context(self._settings.ca_file),
+        )
 
     # -- the handler ----------------------------------------------------------
 

@@ -2,8 +2,12 @@
 
 One boundary (httpx's idea): `upload` takes a URL, a name and the bytes, and
 raises only `UploadError`; aiohttp's and ftplib's exceptions are translated
-here and nowhere else. A location whose path ends in "/" is a directory: the
-file name is appended. Otherwise the location names the file itself.
+here and nowhere else. The location is a directory and the file goes into it
+under the name the station announced in its GetFile answer: OS³P §7.5.2's
+example location is `ftp://root:root@sftp.oursystem.foo/tmp` (a directory
+without a trailing "/"), and the central's file server issues
+`.../files/uploads/<token>` the same way. A query string (a signed URL's
+credentials) stays on the URL.
 
 - `http://`, `https://`: one PUT with the bytes as body; any 2xx is success.
   Credentials in the URL become Basic authentication (aiohttp does this).
@@ -11,6 +15,10 @@ file name is appended. Otherwise the location names the file itself.
   password from the URL (anonymous without), passive mode, binary STOR to the
   URL's path. `ftps` is explicit TLS (AUTH TLS, then a protected data
   channel), the common FTPS flavour.
+
+TLS (https, ftps) verifies the server's certificate and host name against the
+system's CAs plus `[metering] upload_ca_file` (`tls_context`): a grid operator's
+file server usually has a certificate from its own CA.
 """
 
 from __future__ import annotations
@@ -20,11 +28,12 @@ import ftplib
 import io
 import ssl
 import urllib.parse
+from pathlib import Path
 from typing import Final
 
 import aiohttp
 
-__all__ = ["SCHEMES", "UploadError", "target_url", "upload"]
+__all__ = ["SCHEMES", "UploadError", "target_url", "tls_context", "upload"]
 
 SCHEMES: Final = frozenset({"http", "https", "ftp", "ftps"})
 
@@ -47,30 +56,48 @@ def _redacted(url: str) -> str:
 
 
 def target_url(location: str, file_name: str) -> str:
-    """Where the file goes: `location`, plus the file name when it is a directory."""
+    """Where the file goes: `file_name` in the directory `location`."""
     parts = urllib.parse.urlsplit(location)
-    if parts.path == "" or parts.path.endswith("/"):
-        path = (parts.path or "/") + urllib.parse.quote(file_name)
-        return urllib.parse.urlunsplit(parts._replace(path=path))
-    return location
+    path = parts.path.rstrip("/") + "/" + urllib.parse.quote(file_name)
+    return urllib.parse.urlunsplit(parts._replace(path=path))
 
 
-async def upload(location: str, file_name: str, content: bytes, *, timeout: float) -> None:
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """The system's CAs, plus `ca_file` when given (raises UploadError if unreadable)."""
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise UploadError(str(ca_file), f"cannot load the CA file: {exc}") from exc
+    return context
+
+
+async def upload(
+    location: str,
+    file_name: str,
+    content: bytes,
+    *,
+    timeout: float,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
+    """`ssl_context` for https and ftps; the system's CAs when None."""
     url = target_url(location, file_name)
     scheme = urllib.parse.urlsplit(url).scheme.lower()
+    context = ssl_context or ssl.create_default_context()
     if scheme in ("http", "https"):
-        await _put(url, content, timeout)
+        await _put(url, content, timeout, context)
     elif scheme in ("ftp", "ftps"):
-        await asyncio.to_thread(_stor, url, content, timeout)
+        await asyncio.to_thread(_stor, url, content, timeout, context)
     else:
         raise UploadError(url, f"unsupported scheme {scheme!r}")
 
 
-async def _put(url: str, content: bytes, timeout: float) -> None:
+async def _put(url: str, content: bytes, timeout: float, context: ssl.SSLContext) -> None:
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
-            session.put(url, data=content) as response,
+            session.put(url, data=content, ssl=context) as response,
         ):
             if not 200 <= response.status < 300:
                 raise UploadError(url, f"HTTP {response.status} {response.reason or ''}".strip())
@@ -78,13 +105,11 @@ async def _put(url: str, content: bytes, timeout: float) -> None:
         raise UploadError(url, f"{type(exc).__name__}: {exc}") from exc
 
 
-def _stor(url: str, content: bytes, timeout: float) -> None:
+def _stor(url: str, content: bytes, timeout: float, context: ssl.SSLContext) -> None:
     parts = urllib.parse.urlsplit(url)
     secure = parts.scheme.lower() == "ftps"
     ftp: ftplib.FTP = (
-        ftplib.FTP_TLS(context=ssl.create_default_context(), timeout=timeout)
-        if secure
-        else ftplib.FTP(timeout=timeout)
+        ftplib.FTP_TLS(context=context, timeout=timeout) if secure else ftplib.FTP(timeout=timeout)
     )
     try:
         ftp.connect(parts.hostname or "", parts.port or 21)

@@ -26,7 +26,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from datetime import UTC, timedelta
+from datetime import UTC
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,6 +43,7 @@ from os3p.messages import (
 )
 from os3p.router import Router
 from rtu.clock import Clock
+from rtu.firmware.bootclock import boot_instant
 from rtu.firmware.config import FirmwareConfig
 from rtu.firmware.download import DownloadError, download, redact
 from rtu.firmware.install import Installer, InstallError, OverlayInstaller, VenvInstaller
@@ -50,6 +51,7 @@ from rtu.firmware.releases import Releases
 from rtu.firmware.rollback import invocation_id
 from rtu.firmware.state import (
     Accepted,
+    BootInstant,
     DeadlineExpired,
     DiscardDownload,
     DiscardRelease,
@@ -67,6 +69,7 @@ from rtu.firmware.state import (
     Restart,
     StartAttempt,
     Started,
+    Status,
     SwitchCurrent,
     reported_status,
     step,
@@ -106,6 +109,7 @@ class FirmwareAgent:
         accepted: asyncio.Event,
         restart: Callable[[], Awaitable[None]],
         installer: Installer | None = None,
+        boot_clock: Callable[[], BootInstant] = boot_instant,
     ) -> None:
         self._config = config
         self._data_dir = data_dir
@@ -116,6 +120,7 @@ class FirmwareAgent:
         self._accepted = accepted
         self._restart = restart
         self._installer = installer or _installer(config)
+        self._boot_clock = boot_clock  # the trial deadline's ruler (rtu.firmware.bootclock)
         self._releases = Releases(config.releases_root)
         self._thread = DatabaseThread("firmware-db")
         self._store: FirmwareStore | None = None
@@ -134,11 +139,12 @@ class FirmwareAgent:
         if self._store.moved_aside is not None:
             log.error("firmware.db was unreadable; moved aside to %s", self._store.moved_aside)
         self._state = await self._thread.run(self._store.state)
-        now = self._clock.now()
         current = await asyncio.to_thread(self._releases.current)
-        await self._apply(StartAttempt(current, invocation_id(), now))
+        installed = await self._installed()
+        await self._apply(StartAttempt(current, invocation_id(), self._boot_clock(), installed))
         current = await asyncio.to_thread(self._releases.current)  # a rollback may have moved it
-        await self._apply(Started(self._running, current, now))
+        installed = await self._installed()
+        await self._apply(Started(self._running, current, self._clock.now(), installed))
         await self._pay_owed()
 
     def register(self, router: Router[Any], triggers: Triggers) -> None:
@@ -289,10 +295,15 @@ class FirmwareAgent:
             log.error("firmware installation failed: %s", reason)  # noqa: TRY400 - reason is the news
             await self._apply(InstallFailed(reason))
             return
-        now = self._clock.now()
-        deadline = now + timedelta(seconds=self._config.confirm_timeout)
         log.warning("release %s installed; switching current and restarting", self._state.target)
-        await self._apply(ReleaseReady(previous, deadline, self._config.max_crashes + 1))
+        await self._apply(
+            ReleaseReady(
+                previous,
+                self._boot_clock(),
+                float(self._config.confirm_timeout),
+                self._config.max_crashes + 1,
+            )
+        )
 
     async def _build_release(self) -> str:
         """Verify the bundle and build its release; returns the release it will replace."""
@@ -326,16 +337,27 @@ class FirmwareAgent:
     async def _confirm(self, state: FirmwareState) -> None:
         """TRIAL in the new release: Installed on Accepted, rollback at the deadline."""
         assert state.deadline is not None
-        remaining = (state.deadline - self._clock.now()).total_seconds()
+        now = self._boot_clock()
+        # Same boot: open() re-based a deadline of an earlier boot. The clamp only
+        # guards against a state written by hand.
+        remaining = state.deadline.seconds - now.seconds
+        if state.deadline.boot_id != now.boot_id:
+            remaining = state.window
         try:
-            async with asyncio.timeout(max(0.0, remaining)):
+            async with asyncio.timeout(min(max(0.0, remaining), state.window)):
                 await self._accepted.wait()
         except TimeoutError:
-            log.error(  # noqa: TRY400 - a deadline, not an error with a useful traceback
-                "release %s not Accepted before the deadline: rolling back", state.target
+            outcome_before = self._state
+            await self._apply(
+                DeadlineExpired(self._running, self._boot_clock(), await self._installed())
             )
-            await self._apply(DeadlineExpired(self._running, self._clock.now()))
-            await self._wake.wait()  # the restart is under way
+            if self._state.phase is Phase.ROLLED_BACK:
+                log.error(  # noqa: TRY400 - a deadline, not an error with a useful traceback
+                    "release %s not Accepted before the deadline: rolled back", state.target
+                )
+                await self._wake.wait()  # the restart is under way
+            elif self._state is outcome_before:
+                await asyncio.sleep(1.0)  # not yet due on the boot clock: look again
             return
         await self._apply(Accepted(self._running))
 
@@ -355,9 +377,14 @@ class FirmwareAgent:
                     "firmware %s: %s → %s", name, self._state.phase.value, outcome.state.phase.value
                 )
             self._state = outcome.state
+            if any(status is Status.INSTALLATION_FAILED for status, _ in outcome.emit):
+                log.error("firmware update failed: %s", outcome.state.reason)
             await self._pay_owed()
             for action in outcome.actions:
                 await self._act(action)
+
+    async def _installed(self) -> frozenset[str]:
+        return frozenset(await asyncio.to_thread(self._releases.installed))
 
     async def _pay_owed(self) -> None:
         assert self._store is not None

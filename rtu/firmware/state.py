@@ -17,6 +17,7 @@ Theory of operation
     TRIAL ─Accepted(new version)─▶ IDLE (Installed)
     TRIAL ─deadline passed / too many starts─▶ ROLLED_BACK  actions: switch back, restart
     ROLLED_BACK ─Started(old version)─▶ IDLE (InstallationFailed)
+    TRIAL, ROLLED_BACK ─a rollback due, previous release missing─▶ IDLE (InstallationFailed)
 
 Rules the property tests hold us to: at most one release is designated current
 (`designated_current`), and `Installed` is only ever emitted on an `Accepted`
@@ -32,6 +33,19 @@ download counts as a failed attempt and is retried per the request; DOWNLOADED
 carries on installing; an interrupted INSTALLING fails cleanly (the half-built
 release is discarded; `current` was never touched); TRIAL and ROLLED_BACK are
 decided by which version runs and where `current` points.
+
+The trial deadline is an instant on the machine's boot clock (`BootInstant`, see
+`rtu.firmware.bootclock`), never wall time: a clock correction from the central, an
+NTP step or an RTC reset neither triggers nor postpones a rollback, and a daemon
+restart (same boot) keeps the deadline it had. A *reboot* during the trial starts a
+fresh window of `window` seconds at the first start after it: the instants of two
+boots cannot be compared, and a power cut, not the release, used up the time; the
+start counter (`max_starts`) still bounds how often that can happen.
+
+A rollback is only carried out when the release to fall back to is installed
+(events carry `installed`, the release directories present). If it is gone, the
+running release stays current, the trial ends with InstallationFailed and the reason
+says why: switching `current` to a missing directory would leave nothing to start.
 """
 
 from __future__ import annotations
@@ -46,6 +60,7 @@ from typing import Any, TypeAlias
 __all__ = [
     "TRANSITIONS",
     "Accepted",
+    "BootInstant",
     "DeadlineExpired",
     "DiscardDownload",
     "DiscardRelease",
@@ -106,6 +121,15 @@ class Request:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class BootInstant:
+    """`seconds` on CLOCK_BOOTTIME during the boot `boot_id`; comparable only within
+    one boot."""
+
+    boot_id: str
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class FirmwareState:
     phase: Phase = Phase.IDLE
     request: Request | None = None
@@ -113,7 +137,8 @@ class FirmwareState:
     not_before: datetime | None = None  # SCHEDULED: earliest next attempt
     target: str | None = None  # version being installed (known once downloaded)
     previous: str | None = None  # TRIAL/ROLLED_BACK: the release to fall back to
-    deadline: datetime | None = None  # TRIAL: Accepted must come before this
+    deadline: BootInstant | None = None  # TRIAL: Accepted must come before this
+    window: float = 0.0  # TRIAL: seconds from the switch (or a reboot) to the deadline
     max_starts: int = 0  # TRIAL: more starts than this without Accepted roll back
     starts: int = 0  # TRIAL: starts of the new release so far
     last_invocation: str | None = None  # the start last counted (systemd INVOCATION_ID)
@@ -127,7 +152,7 @@ class FirmwareState:
         def plain(value: object) -> object:
             if isinstance(value, datetime):
                 return value.isoformat()
-            if isinstance(value, Request):
+            if isinstance(value, Request | BootInstant):
                 return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
             return value
 
@@ -144,6 +169,7 @@ class FirmwareState:
             return None if value is None else datetime.fromisoformat(value)
 
         request = raw.get("request")
+        deadline = raw.get("deadline")
         return cls(
             phase=Phase(raw["phase"]),
             request=None
@@ -159,7 +185,10 @@ class FirmwareState:
             not_before=when(raw["not_before"]),
             target=raw["target"],
             previous=raw["previous"],
-            deadline=when(raw["deadline"]),
+            deadline=None
+            if not isinstance(deadline, dict)  # None, or a wall-clock deadline of 0.1.0
+            else BootInstant(deadline["boot_id"], deadline["seconds"]),
+            window=raw.get("window", 0.0),
             max_starts=raw["max_starts"],
             starts=raw["starts"],
             last_invocation=raw["last_invocation"],
@@ -206,7 +235,8 @@ class ReleaseReady:
     """The new release is built and verified; `previous` is where `current` points now."""
 
     previous: str
-    deadline: datetime
+    at: BootInstant  # when the switch happens
+    window: float  # seconds the new release has to reach Accepted
     max_starts: int
 
 
@@ -220,7 +250,8 @@ class StartAttempt:
 
     current: str | None  # the release `current` points at
     invocation: str
-    now: datetime
+    boot: BootInstant
+    installed: frozenset[str]  # the release directories present
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -230,6 +261,7 @@ class Started:
     running: str
     current: str | None
     now: datetime
+    installed: frozenset[str]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -242,7 +274,8 @@ class Accepted:
 @dataclasses.dataclass(frozen=True, slots=True)
 class DeadlineExpired:
     running: str
-    now: datetime
+    boot: BootInstant
+    installed: frozenset[str]
 
 
 Event: TypeAlias = (
@@ -372,7 +405,8 @@ def _release_ready(state: FirmwareState, event: ReleaseReady) -> Outcome:
             state,
             phase=Phase.TRIAL,
             previous=event.previous,
-            deadline=event.deadline,
+            deadline=BootInstant(event.at.boot_id, event.at.seconds + event.window),
+            window=event.window,
             max_starts=event.max_starts,
             starts=0,
             last_invocation=None,
@@ -381,8 +415,12 @@ def _release_ready(state: FirmwareState, event: ReleaseReady) -> Outcome:
     )
 
 
-def _roll_back(state: FirmwareState, reason: str, *, restart: bool) -> Outcome:
+def _roll_back(
+    state: FirmwareState, reason: str, *, restart: bool, installed: frozenset[str]
+) -> Outcome:
     assert state.previous is not None
+    if state.previous not in installed:
+        return _cannot_roll_back(state, reason)
     actions: tuple[Action, ...] = (SwitchCurrent(state.previous),)
     return Outcome(
         dataclasses.replace(state, phase=Phase.ROLLED_BACK, reason=reason),
@@ -390,16 +428,46 @@ def _roll_back(state: FirmwareState, reason: str, *, restart: bool) -> Outcome:
     )
 
 
+def _cannot_roll_back(state: FirmwareState, reason: str) -> Outcome:
+    """The release to fall back to is gone: keep the running one, end the trial."""
+    return Outcome(
+        dataclasses.replace(
+            _IDLE,
+            reason=f"{reason}; cannot roll back: release {state.previous} is not installed,"
+            f" {state.target} stays current",
+        ),
+        emit=((Status.INSTALLATION_FAILED, state.request_id),),
+    )
+
+
+def _expired(deadline: BootInstant | None, now: BootInstant) -> bool:
+    if deadline is None or deadline.boot_id != now.boot_id:
+        return False
+    return now.seconds >= deadline.seconds
+
+
 def _trial_start_attempt(state: FirmwareState, event: StartAttempt) -> Outcome:
     if event.current != state.target or event.invocation == state.last_invocation:
         return Outcome(state)
     counted = dataclasses.replace(state, starts=state.starts + 1, last_invocation=event.invocation)
+    if counted.deadline is not None and counted.deadline.boot_id != event.boot.boot_id:
+        # Rebooted during the trial: a fresh window from this start (theory above).
+        fresh = BootInstant(event.boot.boot_id, event.boot.seconds + counted.window)
+        counted = dataclasses.replace(counted, deadline=fresh)
     if counted.starts > counted.max_starts:
         return _roll_back(
-            counted, f"{counted.starts - 1} starts without an Accepted boot", restart=False
+            counted,
+            f"{counted.starts - 1} starts without an Accepted boot",
+            restart=False,
+            installed=event.installed,
         )
-    if counted.deadline is not None and event.now >= counted.deadline:
-        return _roll_back(counted, "no Accepted boot before the deadline", restart=False)
+    if _expired(counted.deadline, event.boot):
+        return _roll_back(
+            counted,
+            "no Accepted boot before the deadline",
+            restart=False,
+            installed=event.installed,
+        )
     return Outcome(counted)
 
 
@@ -423,13 +491,17 @@ def _started_trial(state: FirmwareState, event: Started) -> Outcome:
 def _rolled_back_start_attempt(state: FirmwareState, event: StartAttempt) -> Outcome:
     # Killed between persisting ROLLED_BACK and switching: finish the switch now.
     if state.previous is not None and event.current != state.previous:
+        if state.previous not in event.installed:
+            return _cannot_roll_back(state, state.reason or "rolled back")
         return Outcome(state, actions=(SwitchCurrent(state.previous),))
     return Outcome(state)
 
 
 def _started_rolled_back(state: FirmwareState, event: Started) -> Outcome:
     if event.running == state.target:
-        return _roll_back(state, state.reason or "rolled back", restart=True)
+        return _roll_back(
+            state, state.reason or "rolled back", restart=True, installed=event.installed
+        )
     assert state.target is not None
     return Outcome(
         dataclasses.replace(_IDLE, reason=state.reason),
@@ -445,9 +517,11 @@ def _accepted(state: FirmwareState, event: Accepted) -> Outcome:
 
 
 def _deadline_expired(state: FirmwareState, event: DeadlineExpired) -> Outcome:
-    if event.running != state.target or state.deadline is None or event.now < state.deadline:
+    if event.running != state.target or not _expired(state.deadline, event.boot):
         return Outcome(state)
-    return _roll_back(state, "no Accepted boot before the deadline", restart=True)
+    return _roll_back(
+        state, "no Accepted boot before the deadline", restart=True, installed=event.installed
+    )
 
 
 _Handler: TypeAlias = Callable[[FirmwareState, Any], Outcome]

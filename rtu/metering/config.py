@@ -67,6 +67,7 @@ class MeteringSettings:
     upload_attempts: int = 3
     upload_backoff: float = 5.0  # seconds, doubled after each failed attempt
     upload_timeout: float = 120.0
+    upload_ca_file: Path | None = None  # trusted for https/ftps uploads, besides the system's
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -278,6 +279,7 @@ def read_metering(reader: TableReader) -> MeteringSettings:
         upload_attempts=reader.integer("upload_attempts", 3, min=1, max=20),
         upload_backoff=reader.number("upload_backoff", 5.0, min=0.0, max=3600),
         upload_timeout=reader.number("upload_timeout", 120.0, min=1, max=3600),
+        upload_ca_file=reader.path("upload_ca_file", None),
     )
 
 

@@ -23,9 +23,11 @@ Every MeterValues is committed to the outbox (`emit`, which is
 `EventSink.emit`) and then to the history table. One MeterValues per
 interval per source; catching up puts several entries in one.
 
-Failures: a `SourceError` marks the source failing (`SourceHealth
-.on_source_error` on the transition) and the loop then retries every
-`retry_interval` s so recovery is noticed promptly (`on_source_ok`).
+Failures: a `SourceError` marks the source failing (logged on the
+transition) and the loop then retries every `retry_interval` s so recovery
+is noticed promptly (`on_source_ok`, once). Every failed read goes to
+`SourceHealth.on_source_error`: supervision raises PowerMeterFailure only
+after `[alarms] meter_errors` failed reads in a row, so it must see each one.
 Readings missed meanwhile are not invented. After a failure, and on the
 first good read after start, a source that keeps a load profile (DLMS,
 `ProfileSource`) fills the clock-aligned history from its own records:
@@ -93,9 +95,13 @@ class SamplerClock(Protocol):
 class SourceHealth(Protocol):
     """Where meter failures go (supervision raises PowerMeterFailure from them)."""
 
-    def on_source_error(self, name: str, reason: str) -> None: ...
+    def on_source_error(self, name: str, reason: str) -> None:
+        """Every failed read (the receiver counts them in a row)."""
+        ...
 
-    def on_source_ok(self, name: str) -> None: ...
+    def on_source_ok(self, name: str) -> None:
+        """The first good read after failures."""
+        ...
 
     def on_samples(self, name: str, samples: Sequence[Sample]) -> None:
         """Every successful reading (station alarms judge voltages and temperatures)."""
@@ -283,8 +289,8 @@ class Sampler:
                 status.failing = True
                 status.gap_checked = False
                 log.warning("meter %s failed: %s", source.name, exc.reason)
-                if self._health is not None:
-                    self._health.on_source_error(source.name, exc.reason)
+            if self._health is not None:
+                self._health.on_source_error(source.name, exc.reason)
             return None
         status.reads += 1
         status.last_read = self._clock.now()

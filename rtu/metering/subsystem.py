@@ -133,6 +133,7 @@ class MeteringSubsystem:
                 attempts=settings.upload_attempts,
                 backoff=settings.upload_backoff,
                 timeout=settings.upload_timeout,
+                ca_file=settings.upload_ca_file,
             ),
             status=status,
             config_file=config_file,

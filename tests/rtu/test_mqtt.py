@@ -1,10 +1,13 @@
 """The MQTT publisher against a real Mosquitto broker on a free 127.0.0.1 port:
-topics and payloads, the retained status with its last will, a broker restart."""
+topics and payloads, the retained status with its last will, a broker restart, TLS
+with a test CA."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import getpass
 import json
 import shutil
 import socket
@@ -33,6 +36,7 @@ from os3p.messages import (
 from rtu.config import ConfigInvalid, Problems, TableReader
 from rtu.mqtt import MqttConfig, MqttPublisher, read_mqtt, topic_segment
 from tests.support.aio import UNIT, eventually, run
+from tests.support.tls import TestPKI, make_pki
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 pytestmark = pytest.mark.skipif(
@@ -49,10 +53,20 @@ def free_port() -> int:
 
 
 class Broker:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, pki: TestPKI | None = None) -> None:
         self.port = free_port()
         self.conf = directory / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n")
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true"]
+        if pki is not None:  # TLS only on this listener, server certificate from the test CA
+            # Started as root, mosquitto drops to user `mosquitto` before it reads the
+            # certificates, which sit in pytest's private (0700) directory: stay ourselves.
+            lines.append(f"user {getpass.getuser()}")
+            lines += [
+                f"cafile {pki.ca_cert}",
+                f"certfile {pki.server_cert}",
+                f"keyfile {pki.server_key}",
+            ]
+        self.conf.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -80,8 +94,8 @@ class Broker:
 
 
 @contextlib.contextmanager
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path)
+def broker(tmp_path: Path, pki: TestPKI | None = None) -> Iterator[Broker]:
+    b = Broker(tmp_path, pki)
     b.start()
     try:
         yield b
@@ -324,3 +338,60 @@ def test_config_section(tmp_path: Path) -> None:
 def test_topic_segments() -> None:
     assert topic_segment("SUBS 001/#1+x") == "SUBS 001__1_x"
     assert topic_segment("") == "_"
+
+
+def test_over_tls_trusting_the_configured_ca(tmp_path: Path) -> None:
+    """Mosquitto with a certificate from a test CA: the publisher trusts `ca_file` and
+    a subscriber over TLS receives its messages; trusting another CA, it never
+    connects and says why."""
+    pki = make_pki(tmp_path / "pki")
+    other = make_pki(tmp_path / "other", ca_name="Somebody Else's CA")
+
+    async def scenario() -> None:
+        with broker(tmp_path, pki) as b:
+            await b.listening()
+            received: dict[str, bytes] = {}
+            async with aiomqtt.Client(
+                "127.0.0.1", b.port, identifier="tls-sub", tls_context=pki.client_context()
+            ) as subscriber:
+                await subscriber.subscribe("os3p/#", qos=1)
+
+                async def collect() -> None:
+                    async for message in subscriber.messages:
+                        assert isinstance(message.payload, bytes)
+                        received[str(message.topic)] = message.payload
+
+                config = MqttConfig(
+                    host="127.0.0.1", port=b.port, tls=True, ca_file=pki.ca_cert,
+                    backoff_base=0.05, backoff_cap=0.2, timeout=2 * UNIT,
+                )  # fmt: skip
+                publisher = MqttPublisher(config, "SUBS 001/#1")
+                untrusting = MqttPublisher(
+                    dataclasses.replace(config, ca_file=other.ca_cert, client_id="untrusting"),
+                    "SUBS 002",
+                )
+                async with asyncio.TaskGroup() as tasks:
+                    collector = tasks.create_task(collect())
+                    loops = [
+                        tasks.create_task(publisher.run_loop()),
+                        tasks.create_task(untrusting.run_loop()),
+                    ]
+                    publisher.on_event(METER_VALUES)
+                    await eventually(
+                        lambda: f"{BASE}/meter/Voltage.L1N" in received,
+                        timeout=10 * UNIT,
+                        what="a meter value over TLS",
+                    )
+                    assert received[f"{BASE}/status"] == b"online"
+                    await eventually(
+                        lambda: "CERTIFICATE_VERIFY_FAILED" in (untrusting.last_error or ""),
+                        timeout=10 * UNIT,
+                        what="the untrusting publisher's reason",
+                    )
+                    assert untrusting.connects == 0
+                    assert not any(topic.startswith("os3p/SUBS 002") for topic in received)
+                    for loop in loops:
+                        loop.cancel()
+                    collector.cancel()
+
+    run(scenario(), timeout=60 * UNIT)

@@ -1,9 +1,12 @@
-"""Real upload targets for the GetFile tests: an aiohttp file receiver and an FTP server."""
+"""Real upload targets for the GetFile tests: an aiohttp file receiver (HTTP or HTTPS)
+and an FTP server (plain, or FTPS: explicit TLS with pyftpdlib's TLS_FTPHandler, which
+needs pyOpenSSL)."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -16,8 +19,10 @@ from aiohttp import web
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from pyftpdlib.authorizers import DummyAuthorizer
-    from pyftpdlib.handlers import FTPHandler
+    from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
     from pyftpdlib.servers import FTPServer
+
+from tests.support.tls import TestPKI
 
 
 class Receiver:
@@ -39,16 +44,17 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def http_receiver() -> AsyncIterator[Receiver]:
+async def http_receiver(tls: ssl.SSLContext | None = None) -> AsyncIterator[Receiver]:
     receiver = Receiver()
     app = web.Application()
     app.router.add_put("/upload/{name}", receiver.put)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()
     port = runner.addresses[0][1]
-    receiver.url = f"http://127.0.0.1:{port}/upload/"
+    scheme = "https" if tls is not None else "http"
+    receiver.url = f"{scheme}://127.0.0.1:{port}/upload/"
     try:
         yield receiver
     finally:
@@ -63,17 +69,31 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def ftp_server(root: Path, user: str = "rtu", password: str = "s3cret") -> Iterator[str]:
-    """An FTP server on 127.0.0.1 writing into `root`; yields ftp://user:password@host:port/."""
+def ftp_server(
+    root: Path, user: str = "rtu", password: str = "s3cret", *, tls: TestPKI | None = None
+) -> Iterator[str]:
+    """An FTP server on 127.0.0.1 writing into `root`; yields ftp://user:password@host:port/.
+    With `tls`: FTPS that refuses plain control and data channels; yields ftps://..."""
     authorizer = DummyAuthorizer()
     authorizer.add_user(user, password, str(root), perm="elradfmw")
-    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer, "banner": "test"})
+    attributes: dict[str, object] = {"authorizer": authorizer, "banner": "test"}
+    base: type[FTPHandler] = FTPHandler
+    if tls is not None:
+        base = TLS_FTPHandler
+        attributes |= {
+            "certfile": str(tls.server_cert),
+            "keyfile": str(tls.server_key),
+            "tls_control_required": True,
+            "tls_data_required": True,
+        }
+    handler = type("Handler", (base,), attributes)
     server = FTPServer(("127.0.0.1", 0), handler)
     port = server.socket.getsockname()[1]
     thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.05}, daemon=True)
     thread.start()
     try:
-        yield f"ftp://{user}:{password}@127.0.0.1:{port}/"
+        scheme = "ftps" if tls is not None else "ftp"
+        yield f"{scheme}://{user}:{password}@127.0.0.1:{port}/"
     finally:
         server.close_all()
         thread.join(timeout=5)

@@ -33,6 +33,7 @@ from rtu.metering.history import History
 from rtu.metering.model import Sample
 from tests.rtu.files.servers import ftp_server, http_receiver
 from tests.support.aio import eventually, run
+from tests.support.tls import make_pki
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 VALIDATOR = Validator()
@@ -313,5 +314,42 @@ def test_triggered_status_is_uploading_while_busy_and_none_when_idle(tmp_path: P
             release.set()
             await eventually(done(rig), what="finished")
             assert await status() == {"status": "None"}
+
+    run(scenario())
+
+
+def test_https_and_ftps_locations_trust_the_configured_ca(tmp_path: Path) -> None:
+    """`[metering] upload_ca_file` reaches the service's uploads: the operator's own CA
+    signs both servers' certificates."""
+    pki = make_pki(tmp_path / "pki")
+    target = tmp_path / "ftps"
+    target.mkdir()
+
+    async def scenario() -> None:
+        with ftp_server(target, tls=pki) as ftps:
+            async with (
+                http_receiver(pki.server_context()) as receiver,
+                getfile(tmp_path, settings=FileSettings(ca_file=pki.ca_cert)) as rig,
+            ):
+                https = await rig.service.get_file(
+                    GetFileRequest(
+                        request_id="https",
+                        file_type=FileType.VENDOR_SPECIFIC,
+                        location=receiver.url,
+                    )
+                )
+                await eventually(done(rig), what="https upload finished")
+                ftps_answer = await rig.service.get_file(
+                    GetFileRequest(
+                        request_id="ftps", file_type=FileType.VENDOR_SPECIFIC, location=ftps
+                    )
+                )
+                await eventually(done(rig, 2), what="ftps upload finished")
+        assert statuses(rig) == [
+            ("Uploading", "https"), ("Uploaded", "https"),
+            ("Uploading", "ftps"), ("Uploaded", "ftps"),
+        ]  # fmt: skip
+        assert zipfile.is_zipfile(io.BytesIO(receiver.files[https.file_name]))
+        assert zipfile.is_zipfile(target / ftps_answer.file_name)
 
     run(scenario())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from os3p.messages import FirmwareStatusNotificationRequest, UpdateFirmwareReque
 from rtu.clock import Clock
 from rtu.firmware.agent import FirmwareAgent
 from rtu.firmware.config import FirmwareConfig
-from rtu.firmware.state import FirmwareState, Outcome, Phase, Request
+from rtu.firmware.state import BootInstant, FirmwareState, Outcome, Phase, Request
 from rtu.firmware.store import FirmwareStore
 from tests.firmware.support import make_bundle
 from tests.support.aio import eventually, run
@@ -77,16 +78,37 @@ class Rig:
         self.installer = FakeInstaller()
         self.restarts = 0
         self.accepted = asyncio.Event()
+        self.clock = Clock()
+        # The machine's boot clock, driven by the test: (boot id, seconds since boot).
+        self.boot = BootInstant("boot-1", 1000.0)
 
     async def restart(self) -> None:
         self.restarts += 1
 
     def agent(self, running: str = "0.1.0") -> FirmwareAgent:
         return FirmwareAgent(
-            config(self.root), data_dir=self.data, sink=self.sink, clock=Clock(),
+            config(self.root), data_dir=self.data, sink=self.sink, clock=self.clock,
             running_version=running, accepted=self.accepted, restart=self.restart,
-            installer=self.installer,
+            installer=self.installer, boot_clock=lambda: self.boot,
         )  # fmt: skip
+
+    def on_trial(self, *, window: float = 60.0, deadline: float | None = None) -> None:
+        """0.2.0 installed, `current` → 0.2.0, `previous` → 0.1.0, the trial persisted
+        with a deadline `window` s after the switch at `self.boot`."""
+        (self.root / "releases" / "0.2.0").mkdir()
+        os.replace(self.root / "current", self.root / "old")
+        os.symlink("releases/0.2.0", self.root / "current")
+        os.symlink("releases/0.1.0", self.root / "previous")
+        now = datetime.now(UTC)
+        store = FirmwareStore.open(self.data / "firmware.db", now=lambda: now)
+        at = self.boot.seconds + window if deadline is None else deadline
+        trial = FirmwareState(
+            Phase.TRIAL, request=Request("http://x", now, 0, 0, "t"), target="0.2.0",
+            previous="0.1.0", deadline=BootInstant(self.boot.boot_id, at), window=window,
+            max_starts=5,
+        )  # fmt: skip
+        store.apply("ReleaseReady", Outcome(trial), now)
+        store.close()
 
 
 @contextlib.asynccontextmanager
@@ -241,17 +263,8 @@ def test_a_download_cut_by_a_crash_is_retried_at_the_next_start(tmp_path: Path) 
 
 def test_without_the_pre_start_check_the_daemon_rolls_back_a_late_trial(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
-    (rig.root / "releases" / "0.2.0").mkdir()
-    os.replace(rig.root / "current", rig.root / "old")
-    os.symlink("releases/0.2.0", rig.root / "current")
-    past = datetime.now(UTC) - timedelta(minutes=1)
-    store = FirmwareStore.open(rig.data / "firmware.db", now=lambda: past)
-    trial = FirmwareState(
-        Phase.TRIAL, request=Request("http://x", past, 0, 0, "late"), target="0.2.0",
-        previous="0.1.0", deadline=past, max_starts=5,
-    )  # fmt: skip
-    store.apply("ReleaseReady", Outcome(trial), past)
-    store.close()
+    rig.on_trial(window=60.0)
+    rig.boot = BootInstant("boot-1", rig.boot.seconds + 61)  # restarted after the deadline
 
     async def scenario() -> None:
         async with running(rig.agent(running="0.2.0")) as agent:
@@ -261,7 +274,89 @@ def test_without_the_pre_start_check_the_daemon_rolls_back_a_late_trial(tmp_path
         assert rig.sink.sent == []  # reported by the old release, once it runs
         async with running(rig.agent(running="0.1.0")) as agent:
             assert agent.state.phase is Phase.IDLE
-        assert rig.sink.sent == [("InstallationFailed", "late")]
+        assert rig.sink.sent == [("InstallationFailed", "t")]
         assert not (rig.root / "releases" / "0.2.0").exists()
+
+    run(scenario())
+
+
+def test_a_restart_in_the_same_boot_keeps_the_deadline_it_had(tmp_path: Path) -> None:
+    """A crash and restart of the new release half-way: the rest of the window, not a
+    new one. The deadline is 0.3 s away on the (fake) boot clock when it restarts."""
+    rig = Rig(tmp_path)
+    rig.on_trial(window=60.0, deadline=rig.boot.seconds + 0.3)
+
+    async def scenario() -> None:
+        async with running(rig.agent(running="0.2.0")) as agent:
+            assert agent.state.phase is Phase.TRIAL
+            rig.boot = BootInstant("boot-1", rig.boot.seconds + 0.3)  # the boot clock moves on
+            await eventually(lambda: rig.restarts == 1, what="rolled back at the deadline")
+            assert agent.state.phase is Phase.ROLLED_BACK
+            assert os.readlink(rig.root / "current") == "releases/0.1.0"
+
+    run(scenario())
+
+
+def test_a_clock_correction_from_the_central_neither_triggers_nor_postpones(
+    tmp_path: Path,
+) -> None:
+    rig = Rig(tmp_path)
+    rig.on_trial(window=60.0)
+
+    async def scenario() -> None:
+        async with running(rig.agent(running="0.2.0")) as agent:
+            # The central says it is a day later (a station whose RTC lags): on wall
+            # time the deadline would be long past.
+            rig.clock.set_offset(timedelta(days=1))
+            await asyncio.sleep(0.2)
+            assert agent.state.phase is Phase.TRIAL
+            assert rig.restarts == 0
+            rig.accepted.set()
+            await eventually(lambda: rig.sink.sent == [("Installed", "t")], what="Installed")
+        # And the other way: a clock set back a day does not give a late trial more time.
+        rig2 = Rig(tmp_path / "second")
+        rig2.clock.set_offset(timedelta(days=-1))
+        rig2.on_trial(window=60.0)
+        rig2.boot = BootInstant("boot-1", rig2.boot.seconds + 60)
+        async with running(rig2.agent(running="0.2.0")) as agent:
+            assert agent.state.phase is Phase.ROLLED_BACK
+
+    run(scenario())
+
+
+def test_a_deleted_previous_release_does_not_stop_the_daemon(tmp_path: Path) -> None:
+    """The rollback is due but the release to go back to was deleted (and the pre-start
+    check, which runs from it, could not run): the daemon keeps the new release,
+    reports InstallationFailed and carries on."""
+    rig = Rig(tmp_path)
+    rig.on_trial(window=60.0)
+    shutil.rmtree(rig.root / "releases" / "0.1.0")  # `previous` now dangles
+    rig.boot = BootInstant("boot-1", rig.boot.seconds + 61)
+
+    async def scenario() -> None:
+        async with running(rig.agent(running="0.2.0")) as agent:
+            assert agent.state.phase is Phase.IDLE
+            assert rig.restarts == 0
+            assert os.readlink(rig.root / "current") == "releases/0.2.0"
+            assert rig.sink.sent == [("InstallationFailed", "t")]
+            assert "cannot roll back" in (agent.state.reason or "")
+            assert await trigger(agent) == ("None", None)
+
+    run(scenario())
+
+
+def test_a_deadline_due_while_running_with_the_previous_release_gone(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.on_trial(window=60.0, deadline=rig.boot.seconds + 0.2)
+    shutil.rmtree(rig.root / "releases" / "0.1.0")
+
+    async def scenario() -> None:
+        async with running(rig.agent(running="0.2.0")) as agent:
+            assert agent.state.phase is Phase.TRIAL
+            rig.boot = BootInstant("boot-1", rig.boot.seconds + 0.2)
+            await eventually(lambda: agent.state.phase is Phase.IDLE, what="trial ended")
+            assert rig.sink.sent == [("InstallationFailed", "t")]
+            assert rig.restarts == 0
+            assert os.readlink(rig.root / "current") == "releases/0.2.0"
 
     run(scenario())

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from rtu.firmware.state import (
     TRANSITIONS,
     Accepted,
+    BootInstant,
     DeadlineExpired,
     DiscardDownload,
     DiscardRelease,
@@ -39,6 +40,11 @@ from rtu.firmware.state import (
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 REQ = Request("http://x/b.tar", T0, retries=1, retry_interval=30, request_id="r1")
 OLD, NEW = "0.1.0", "0.2.0"
+B0 = BootInstant("boot-1", 100.0)  # the switch to the new release, on the boot clock
+WINDOW = 600.0
+LATE = BootInstant("boot-1", 100.0 + WINDOW)
+BOTH = frozenset({OLD, NEW})
+ONLY_NEW = frozenset({NEW})  # the previous release's directory was deleted
 
 
 def state(phase: Phase, **changes: object) -> FirmwareState:
@@ -47,7 +53,11 @@ def state(phase: Phase, **changes: object) -> FirmwareState:
         base = dataclasses.replace(base, target=NEW, attempts=1)
     if phase in (Phase.TRIAL, Phase.ROLLED_BACK):
         base = dataclasses.replace(
-            base, previous=OLD, deadline=T0 + timedelta(minutes=10), max_starts=2
+            base,
+            previous=OLD,
+            deadline=BootInstant(B0.boot_id, B0.seconds + WINDOW),
+            window=WINDOW,
+            max_starts=2,
         )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
@@ -67,30 +77,44 @@ CASES = [
      [Status.INSTALLING], []),
     ("install-fails", state(Phase.INSTALLING), InstallFailed("bad signature"), Phase.IDLE,
      [Status.INSTALLATION_FAILED], [DiscardRelease(NEW), DiscardDownload()]),
-    ("ready", state(Phase.INSTALLING), ReleaseReady(OLD, T0, 2), Phase.TRIAL, [],
+    ("ready", state(Phase.INSTALLING), ReleaseReady(OLD, B0, WINDOW, 2), Phase.TRIAL, [],
      [DiscardDownload(), SwitchCurrent(NEW), Restart()]),
     ("accepted-new", state(Phase.TRIAL), Accepted(NEW), Phase.IDLE, [Status.INSTALLED], []),
     ("accepted-old-ignored", state(Phase.TRIAL), Accepted(OLD), Phase.TRIAL, [], []),
-    ("deadline", state(Phase.TRIAL), DeadlineExpired(NEW, T0 + timedelta(hours=1)),
+    ("deadline", state(Phase.TRIAL), DeadlineExpired(NEW, LATE, BOTH),
      Phase.ROLLED_BACK, [], [SwitchCurrent(OLD), Restart()]),
-    ("deadline-early", state(Phase.TRIAL), DeadlineExpired(NEW, T0), Phase.TRIAL, [], []),
-    ("start-counted", state(Phase.TRIAL), StartAttempt(NEW, "a", T0), Phase.TRIAL, [], []),
+    ("deadline-early", state(Phase.TRIAL), DeadlineExpired(NEW, B0, BOTH), Phase.TRIAL, [], []),
+    ("start-counted", state(Phase.TRIAL), StartAttempt(NEW, "a", B0, BOTH), Phase.TRIAL, [], []),
     ("too-many-starts", state(Phase.TRIAL, starts=2, last_invocation="b"),
-     StartAttempt(NEW, "c", T0), Phase.ROLLED_BACK, [], [SwitchCurrent(OLD)]),
+     StartAttempt(NEW, "c", B0, BOTH), Phase.ROLLED_BACK, [], [SwitchCurrent(OLD)]),
     ("same-start-once", state(Phase.TRIAL, starts=2, last_invocation="c"),
-     StartAttempt(NEW, "c", T0), Phase.TRIAL, [], []),
-    ("rollback-finished", state(Phase.ROLLED_BACK), Started(OLD, OLD, T0), Phase.IDLE,
+     StartAttempt(NEW, "c", B0, BOTH), Phase.TRIAL, [], []),
+    ("rollback-finished", state(Phase.ROLLED_BACK), Started(OLD, OLD, T0, BOTH), Phase.IDLE,
      [Status.INSTALLATION_FAILED], [DiscardRelease(NEW)]),
-    ("rollback-switch-resumed", state(Phase.ROLLED_BACK), StartAttempt(NEW, "d", T0),
+    ("rollback-switch-resumed", state(Phase.ROLLED_BACK), StartAttempt(NEW, "d", B0, BOTH),
      Phase.ROLLED_BACK, [], [SwitchCurrent(OLD)]),
-    ("killed-downloading", state(Phase.DOWNLOADING, attempts=1), Started(OLD, OLD, T0),
+    ("killed-downloading", state(Phase.DOWNLOADING, attempts=1), Started(OLD, OLD, T0, BOTH),
      Phase.SCHEDULED, [], [DiscardDownload()]),
-    ("killed-installing", state(Phase.INSTALLING), Started(OLD, OLD, T0), Phase.IDLE,
+    ("killed-installing", state(Phase.INSTALLING), Started(OLD, OLD, T0, BOTH), Phase.IDLE,
      [Status.INSTALLATION_FAILED], [DiscardRelease(NEW), DiscardDownload()]),
-    ("killed-before-switch", state(Phase.TRIAL), Started(OLD, OLD, T0), Phase.IDLE,
+    ("killed-before-switch", state(Phase.TRIAL), Started(OLD, OLD, T0, BOTH), Phase.IDLE,
      [Status.INSTALLATION_FAILED], [DiscardRelease(NEW), DiscardDownload()]),
-    ("old-process-after-switch", state(Phase.TRIAL), Started(OLD, NEW, T0), Phase.TRIAL, [],
+    ("old-process-after-switch", state(Phase.TRIAL), Started(OLD, NEW, T0, BOTH), Phase.TRIAL, [],
      [Restart()]),
+    ("start-after-the-deadline", state(Phase.TRIAL), StartAttempt(NEW, "a", LATE, BOTH),
+     Phase.ROLLED_BACK, [], [SwitchCurrent(OLD)]),
+    ("deadline-of-another-boot-ignored", state(Phase.TRIAL),
+     DeadlineExpired(NEW, BootInstant("boot-2", 1e6), BOTH), Phase.TRIAL, [], []),
+    ("start-after-a-reboot-not-expired", state(Phase.TRIAL),
+     StartAttempt(NEW, "a", BootInstant("boot-2", 1e6), BOTH), Phase.TRIAL, [], []),
+    ("deadline-previous-missing", state(Phase.TRIAL), DeadlineExpired(NEW, LATE, ONLY_NEW),
+     Phase.IDLE, [Status.INSTALLATION_FAILED], []),
+    ("too-many-starts-previous-missing", state(Phase.TRIAL, starts=2, last_invocation="b"),
+     StartAttempt(NEW, "c", B0, ONLY_NEW), Phase.IDLE, [Status.INSTALLATION_FAILED], []),
+    ("rolled-back-new-runs-previous-missing", state(Phase.ROLLED_BACK),
+     Started(NEW, NEW, T0, ONLY_NEW), Phase.IDLE, [Status.INSTALLATION_FAILED], []),
+    ("rollback-switch-resumed-previous-missing", state(Phase.ROLLED_BACK),
+     StartAttempt(NEW, "d", B0, ONLY_NEW), Phase.IDLE, [Status.INSTALLATION_FAILED], []),
     ("second-request-replaces", state(Phase.DOWNLOADING), Requested(dataclasses.replace(
         REQ, request_id="r2")), Phase.SCHEDULED, [], [DiscardDownload()]),
     ("second-request-refused", state(Phase.INSTALLING), Requested(dataclasses.replace(
@@ -120,6 +144,36 @@ def test_statuses_echo_the_request_id_and_the_refused_request_its_own() -> None:
     assert step(state(Phase.SCHEDULED), DownloadBegan()).emit == ((Status.DOWNLOADING, "r1"),)
     other = dataclasses.replace(REQ, request_id="r2")
     assert step(state(Phase.TRIAL), Requested(other)).emit == ((Status.DOWNLOAD_FAILED, "r2"),)
+
+
+def test_the_deadline_is_the_switch_plus_the_window_on_the_boot_clock() -> None:
+    outcome = step(state(Phase.INSTALLING), ReleaseReady(OLD, B0, WINDOW, 2))
+    assert outcome.state.deadline == BootInstant("boot-1", 100.0 + WINDOW)
+    assert outcome.state.window == WINDOW
+    just_before = BootInstant("boot-1", 100.0 + WINDOW - 0.001)
+    assert step(outcome.state, DeadlineExpired(NEW, just_before, BOTH)).state == outcome.state
+    assert step(outcome.state, DeadlineExpired(NEW, LATE, BOTH)).state.phase is Phase.ROLLED_BACK
+
+
+def test_a_reboot_during_the_trial_starts_a_fresh_window_at_the_next_start() -> None:
+    rebooted = BootInstant("boot-2", 30.0)  # the power came back 30 s ago
+    counted = step(state(Phase.TRIAL), StartAttempt(NEW, "a", rebooted, BOTH)).state
+    assert counted.deadline == BootInstant("boot-2", 30.0 + WINDOW)
+    assert counted.starts == 1
+    still_on_time = BootInstant("boot-2", 30.0 + WINDOW - 1)
+    assert step(counted, DeadlineExpired(NEW, still_on_time, BOTH)).state == counted
+    late = BootInstant("boot-2", 30.0 + WINDOW)
+    assert step(counted, DeadlineExpired(NEW, late, BOTH)).state.phase is Phase.ROLLED_BACK
+
+
+def test_a_missing_previous_release_is_said_in_the_reason_and_nothing_is_switched() -> None:
+    outcome = step(state(Phase.TRIAL), DeadlineExpired(NEW, LATE, ONLY_NEW))
+    assert outcome.emit == ((Status.INSTALLATION_FAILED, "r1"),)
+    assert outcome.actions == ()
+    assert outcome.state.reason == (
+        "no Accepted boot before the deadline; cannot roll back: release 0.1.0 is not"
+        " installed, 0.2.0 stays current"
+    )
 
 
 def test_retry_waits_the_interval() -> None:
@@ -155,6 +209,8 @@ requests = st.builds(
     retry_interval=st.integers(0, 60),
     request_id=st.sampled_from([None, "a", "b"]),
 )
+boots = st.builds(BootInstant, st.sampled_from(["boot-1", "boot-2"]), st.floats(0, 3600))
+installed = st.frozensets(versions)
 events = st.one_of(
     st.builds(Requested, requests),
     st.builds(DownloadBegan),
@@ -162,11 +218,13 @@ events = st.one_of(
     st.builds(Downloaded, versions),
     st.builds(InstallBegan),
     st.builds(InstallFailed, st.just("x")),
-    st.builds(ReleaseReady, st.just(OLD), moments, st.integers(1, 3)),
-    st.builds(StartAttempt, st.one_of(st.none(), versions), st.sampled_from("abc"), moments),
-    st.builds(Started, versions, st.one_of(st.none(), versions), moments),
+    st.builds(ReleaseReady, st.just(OLD), boots, st.floats(1, 600), st.integers(1, 3)),
+    st.builds(
+        StartAttempt, st.one_of(st.none(), versions), st.sampled_from("abc"), boots, installed
+    ),
+    st.builds(Started, versions, st.one_of(st.none(), versions), moments, installed),
     st.builds(Accepted, versions),
-    st.builds(DeadlineExpired, versions, moments),
+    st.builds(DeadlineExpired, versions, boots, installed),
 )
 
 
@@ -183,6 +241,10 @@ def test_invariants_over_event_sequences(sequence: list[Event]) -> None:
         assert len(switches) <= 1
         if switches:
             assert switches == [designated_current(current)]
+            # A rollback only ever switches to a release that is there.
+            if current.phase is Phase.ROLLED_BACK:
+                assert isinstance(event, StartAttempt | Started | DeadlineExpired)
+                assert switches[0] in event.installed
         # Installed only on an Accepted boot of the version being installed.
         if any(status is Status.INSTALLED for status, _ in outcome.emit):
             assert isinstance(event, Accepted)

@@ -181,3 +181,15 @@ def test_the_documented_example_is_valid(tmp_path: Path) -> None:
     assert [meter.kind for meter in metering.meters] == ["dlms", "p1", "analyser"]
     assert metering.meters[0].dlms is not None
     assert metering.meters[0].dlms.password == "12345678"
+
+
+def test_the_upload_ca_file_is_read_and_must_exist(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    metering = load_metering(
+        load_config(write(tmp_path, '[metering]\nupload_ca_file = "ca.pem"\n'))
+    )
+    assert metering.settings.upload_ca_file == tmp_path / "ca.pem"
+    missing = load_config(write(tmp_path, '[metering]\nupload_ca_file = "nowhere.pem"\n'))
+    with pytest.raises(ConfigInvalid) as invalid:
+        load_metering(missing)
+    assert [e.key for e in invalid.value.errors] == ["metering.upload_ca_file"]

@@ -210,7 +210,7 @@ def test_the_midnight_reading_carries_the_days_final_extremes(tmp_path: Path) ->
     run(scenario())
 
 
-def test_a_failing_meter_is_reported_once_and_its_recovery_too(tmp_path: Path) -> None:
+def test_every_failed_read_is_reported_and_the_recovery_once(tmp_path: Path) -> None:
     async def scenario() -> None:
         health = Health()
         async with AnalyserSimulator() as sim:
@@ -230,11 +230,14 @@ def test_a_failing_meter_is_reported_once_and_its_recovery_too(tmp_path: Path) -
                     lambda: rig.sampler.status["station"].failures > failures + 1,
                     what="retries while failing",
                 )
-                assert len(health.events) == 1  # reported on the transition only
+                # Each failed read: supervision counts them in a row (`meter_errors`).
+                assert len(health.events) >= 3
+                assert {(kind, name) for kind, name, _ in health.events} == {("error", "station")}
                 assert rig.sampler.snapshot()["station"]["failing"] is True
                 await sim.start()
-                await eventually(lambda: len(health.events) == 2, what="on_source_ok")
-                assert health.events[1] == ("ok", "station", None)
+                await eventually(lambda: health.events[-1][0] == "ok", what="on_source_ok")
+                assert health.events[-1] == ("ok", "station", None)
+                assert [kind for kind, _, _ in health.events].count("ok") == 1
                 sent = len(rig.sent)
                 await eventually(lambda: len(rig.sent) > sent, what="readings again")
                 snapshot = rig.sampler.snapshot()["station"]
