@@ -350,9 +350,9 @@ async def _fill_gaps(
                 "GetFile",
                 {
                     "requestId": request_id,
-                    # The trailing "/" makes the location a directory: the RTU then
-                    # appends its file name (rtu.files.upload.target_url), which is
-                    # what the central's upload route /files/uploads/{token}/{name} wants.
+                    # A directory (the station appends its file name, as the upload
+                    # route /files/uploads/{token}/{name} wants); the trailing "/" says
+                    # so also to a station that reads a location without it as a file.
                     "location": central.files.issue_upload(station_id, request_id) + "/",
                     "fileType": "MeterValueHistory",
                     "startTime": _iso(first),
