@@ -460,9 +460,10 @@ async def send_command(request: web.Request) -> web.Response:
         return _json({"correlationId": cid, "status": str(waited.status)}, 202)
     op = waited.operations[0]
     if op.status == "done":
-        return _json(
-            {"station": station_id, "action": action, "response": op.result, "correlationId": cid}
-        )
+        answer = {"station": station_id, "action": action, "response": op.result}
+        if action == "GetFile" and "requestId" in op.params:
+            answer["requestId"] = op.params["requestId"]  # matches the upload (files, events)
+        return _json({**answer, "correlationId": cid})
     error = dict(op.error or {"error": "expired", "message": "the deadline passed"})
     kind = str(error.pop("error"))
     message = str(error.pop("message", kind))

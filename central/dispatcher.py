@@ -253,6 +253,14 @@ class Dispatcher:
                 f"{op.action}: {exc}", position=position, code="FormationViolation"
             ) from None
 
+    def _matchable(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A GetFile for the central's own file server gets its `requestId` now, stored
+        with the command, so the operator can match the upload and its notifications
+        (the Commander would otherwise make one up at send time, seen by nobody)."""
+        if action != "GetFile" or "location" in payload or "requestId" in payload:
+            return payload
+        return {**payload, "requestId": self._new_id()}
+
     async def submit(self, principal: Principal, submission: Submission) -> CommandRecord:
         """Check and queue; InvalidRequest, UnknownOperation or Forbidden otherwise."""
         sid = submission.station_id
@@ -287,7 +295,10 @@ class Dispatcher:
                 schedule_time=submission.schedule_time,
                 deadline=submission.deadline,
                 bypass_retry=submission.bypass_retry,
-                operations=tuple((op.action, op.payload) for op in submission.operations),
+                operations=tuple(
+                    (op.action, self._matchable(op.action, op.payload))
+                    for op in submission.operations
+                ),
             ),
             at=self._wall(),
         )

@@ -31,8 +31,6 @@ import urllib.parse
 from pathlib import Path
 from typing import Final
 
-import aiohttp
-
 __all__ = ["SCHEMES", "UploadError", "target_url", "tls_context", "upload"]
 
 SCHEMES: Final = frozenset({"http", "https", "ftp", "ftps"})
@@ -94,6 +92,10 @@ async def upload(
 
 
 async def _put(url: str, content: bytes, timeout: float, context: ssl.SSLContext) -> None:
+    # Imported here: aiohttp is a fifth of an idle daemon's memory, needed only
+    # while a transfer runs (bench/rtu.py, idle RSS).
+    import aiohttp
+
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,

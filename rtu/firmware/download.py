@@ -19,8 +19,6 @@ import ftplib
 import urllib.parse
 from pathlib import Path
 
-import aiohttp
-
 __all__ = ["DownloadError", "download", "redact"]
 
 _CHUNK = 1 << 16
@@ -66,6 +64,10 @@ async def download(location: str, dest: Path, *, timeout: float, max_size: int) 
 
 
 async def _http(location: str, partial: Path, max_size: int) -> int:
+    # Imported here: aiohttp is a fifth of an idle daemon's memory, needed only
+    # while a transfer runs (bench/rtu.py, idle RSS).
+    import aiohttp
+
     size = 0
     try:
         async with aiohttp.ClientSession() as session, session.get(location) as response:

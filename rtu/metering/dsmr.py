@@ -29,11 +29,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
 
-from dsmr_parser import obis_references, telegram_specifications
-from dsmr_parser.clients.telegram_buffer import TelegramBuffer
-from dsmr_parser.exceptions import InvalidChecksumError, ParseError
-from dsmr_parser.parsers import TelegramParser
-
 from rtu.metering.model import Sample
 
 __all__ = [
@@ -100,27 +95,28 @@ MAPPING: Final[tuple[Quantity, ...]] = (
 )
 
 _TIMESTAMP: Final = "0-0:1.0.0"
-# OBIS code → dsmr-parser's line signature for it.
-_SIGNATURES: Final[Mapping[str, str]] = {
-    _TIMESTAMP: obis_references.P1_MESSAGE_TIMESTAMP,
-    "1-0:1.8.1": obis_references.ELECTRICITY_USED_TARIFF_1,
-    "1-0:1.8.2": obis_references.ELECTRICITY_USED_TARIFF_2,
-    "1-0:1.7.0": obis_references.CURRENT_ELECTRICITY_USAGE,
-    "1-0:21.7.0": obis_references.INSTANTANEOUS_ACTIVE_POWER_L1_POSITIVE,
-    "1-0:41.7.0": obis_references.INSTANTANEOUS_ACTIVE_POWER_L2_POSITIVE,
-    "1-0:61.7.0": obis_references.INSTANTANEOUS_ACTIVE_POWER_L3_POSITIVE,
-    "1-0:31.7.0": obis_references.INSTANTANEOUS_CURRENT_L1,
-    "1-0:51.7.0": obis_references.INSTANTANEOUS_CURRENT_L2,
-    "1-0:71.7.0": obis_references.INSTANTANEOUS_CURRENT_L3,
-    "1-0:32.7.0": obis_references.INSTANTANEOUS_VOLTAGE_L1,
-    "1-0:52.7.0": obis_references.INSTANTANEOUS_VOLTAGE_L2,
-    "1-0:72.7.0": obis_references.INSTANTANEOUS_VOLTAGE_L3,
-}
-_SPECIFICATIONS: Final[Mapping[DsmrVersion, dict[str, Any]]] = {
-    DsmrVersion.V2_2: telegram_specifications.V2_2,
-    DsmrVersion.V3: telegram_specifications.V3,
-    DsmrVersion.V4: telegram_specifications.V4,
-    DsmrVersion.V5: telegram_specifications.V5,
+# dsmr-parser (with the DLMS stack it pulls in) is imported on first use, by a
+# station that has a P1 port: it is a third of an idle daemon's memory otherwise.
+_LINES: Final = (
+    (_TIMESTAMP, "P1_MESSAGE_TIMESTAMP"),
+    ("1-0:1.8.1", "ELECTRICITY_USED_TARIFF_1"),
+    ("1-0:1.8.2", "ELECTRICITY_USED_TARIFF_2"),
+    ("1-0:1.7.0", "CURRENT_ELECTRICITY_USAGE"),
+    ("1-0:21.7.0", "INSTANTANEOUS_ACTIVE_POWER_L1_POSITIVE"),
+    ("1-0:41.7.0", "INSTANTANEOUS_ACTIVE_POWER_L2_POSITIVE"),
+    ("1-0:61.7.0", "INSTANTANEOUS_ACTIVE_POWER_L3_POSITIVE"),
+    ("1-0:31.7.0", "INSTANTANEOUS_CURRENT_L1"),
+    ("1-0:51.7.0", "INSTANTANEOUS_CURRENT_L2"),
+    ("1-0:71.7.0", "INSTANTANEOUS_CURRENT_L3"),
+    ("1-0:32.7.0", "INSTANTANEOUS_VOLTAGE_L1"),
+    ("1-0:52.7.0", "INSTANTANEOUS_VOLTAGE_L2"),
+    ("1-0:72.7.0", "INSTANTANEOUS_VOLTAGE_L3"),
+)
+_SPECIFICATION_NAMES: Final[Mapping[DsmrVersion, str]] = {
+    DsmrVersion.V2_2: "V2_2",
+    DsmrVersion.V3: "V3",
+    DsmrVersion.V4: "V4",
+    DsmrVersion.V5: "V5",
 }
 # Far above the largest DSMR telegram (about 1 kB; a 1024-character text message
 # at most doubles it), far below anything that matters for memory.
@@ -157,8 +153,11 @@ Decoded = Reading | Rejected
 def _narrowed(version: DsmrVersion) -> tuple[dict[str, Any], dict[str, str]]:
     """dsmr-parser's specification for `version` cut down to the lines we read,
     and the OBIS code → dsmr-parser value name of each line it still parses."""
-    full = _SPECIFICATIONS[version]
-    wanted = {signature: code for code, signature in _SIGNATURES.items()}
+    from dsmr_parser import obis_references, telegram_specifications
+
+    full: dict[str, Any] = getattr(telegram_specifications, _SPECIFICATION_NAMES[version])
+    # OBIS code → dsmr-parser's line signature for it, inverted.
+    wanted = {getattr(obis_references, name): code for code, name in _LINES}
     objects = [entry for entry in full["objects"] if entry["obis_reference"] in wanted]
     names = {wanted[entry["obis_reference"]]: entry["value_name"] for entry in objects}
     return {**full, "objects": objects}, names
@@ -168,6 +167,10 @@ class TelegramDecoder:
     """Bytes from a P1 port in, `Reading`s and `Rejected`s out, in line order."""
 
     def __init__(self, version: DsmrVersion, *, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+        from dsmr_parser.clients.telegram_buffer import TelegramBuffer
+        from dsmr_parser.parsers import TelegramParser
+
+        self._new_buffer = TelegramBuffer
         self.version = version
         specification, self._names = _narrowed(version)
         # Our own check (throw_ex) rejects a telegram with a malformed line we read.
@@ -189,7 +192,7 @@ class TelegramDecoder:
             self._pending = len(text)
         decoded: list[Decoded] = [self.decode(telegram) for telegram in telegrams]
         if self._pending > self._max_pending:
-            self._buffer = TelegramBuffer()
+            self._buffer = self._new_buffer()
             self._pending = 0
             decoded.append(Rejected("parse", f"no telegram in {self._max_pending} characters"))
         return decoded
@@ -198,6 +201,8 @@ class TelegramDecoder:
         """One whole telegram, from '/' to the end of its '!' line."""
         if not telegram.isascii():  # IEC 62056-21 telegrams are 7-bit ISO 646 text
             return Rejected("parse", "non-ASCII character in telegram")
+        from dsmr_parser.exceptions import InvalidChecksumError, ParseError
+
         try:
             parsed = self._parser.parse(telegram, throw_ex=True)
         except InvalidChecksumError as exc:

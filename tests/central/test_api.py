@@ -174,6 +174,7 @@ def test_get_file_upload_location_and_firmware_download(tmp_path: Path) -> None:
                 assert status == 200
                 _, request = st.calls_received[-1]
                 location, request_id = request["location"], request["requestId"]
+                assert body["requestId"] == request_id  # the operator can match the upload
                 assert location.startswith(central.api_url + "/files/uploads/")
                 content = b"Nov 23 17:00:00 rtu: hello\n" * 100
                 async with aiohttp.ClientSession() as station_http:
