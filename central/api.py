@@ -41,6 +41,7 @@ from aiohttp import web
 from central.dispatcher import Dispatcher, InvalidRequest, Operation, Submission
 from central.errors import CommandError
 from central.files import UnknownUpload, safe_name
+from central.inventory_api import add_routes as add_inventory_routes
 from central.logs import log_event
 from central.operations import Right, UnknownOperation
 from central.orgs import Forbidden, Principal, hash_token, missing_rights, new_token
@@ -868,4 +869,5 @@ def build_app(central: CentralServer, dispatcher: Dispatcher) -> web.Application
     app.router.add_get("/files/firmware/{name}", firmware)
     app.router.add_put("/files/uploads/{token}/{name}", upload)
     app.router.add_post("/files/uploads/{token}/{name}", upload)
+    add_inventory_routes(app, central, admin_only=_admin_only, require=_require)
     return app

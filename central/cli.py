@@ -12,6 +12,9 @@
     os3p-central requests --station SUBS001;  os3p-central request <correlationId>
     os3p-central org add acme;  os3p-central org token acme;  os3p-central org own acme SUBS001
     os3p-central org grant acme SUBS002 read;  os3p-central audit --station SUBS001
+    os3p-central import-shipment delivery-2026-11.csv
+    os3p-central meters SUBS001
+    os3p-central read SUBS001 periodic --from 2026-11-01T00:00:00Z --to 2026-11-08T00:00:00Z
 
 The operator commands read `--api` and `--token` from the options, else from
 OS3P_CENTRAL_API / OS3P_CENTRAL_TOKEN, else from the `[api]` table of `--config`.
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from central.config import ConfigError, load_config
+from central.meters import Lifecycle
 from central.profiles import ProfileError, build_profile_request
 from os3p.formats import parse_date_time
 from os3p.messages import RecurrencyKind, to_payload
@@ -404,6 +408,186 @@ def _cmd_audit(client: ApiClient, args: argparse.Namespace) -> None:
     print(table(["AT", "WHO", "STATION", "WHAT", "OUTCOME", "CORRELATION", "DETAIL"], rows))
 
 
+# ----------------------------------------------------------------------- inventory, meter reads
+_SHIPMENT_TYPES = {".csv": "text/csv", ".json": "application/json"}
+_READS = {
+    "actual": "ActualMeterReads",
+    "periodic": "PeriodicMeterReads",
+    "events": "FindEvents",
+    "firmware": "GetFirmwareVersion",
+    "sync-time": "SynchronizeTime",
+}
+
+
+def _post_bytes(client: ApiClient, path: str, data: bytes, content_type: str) -> Any:
+    request = urllib.request.Request(client.base_url + path, data=data, method="POST")
+    request.add_header("Authorization", f"Bearer {client.token}")
+    request.add_header("Content-Type", content_type)
+    try:
+        # A big shipment spends ~30 ms of scrypt per station password: minutes, not 60 s.
+        with urllib.request.urlopen(request, timeout=max(client.timeout, 900.0)) as response:
+            return json.loads(response.read().decode())
+    except urllib.error.HTTPError as exc:
+        raw = exc.read().decode(errors="replace")
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = {"error": "http", "message": raw.strip() or exc.reason}
+        raise _Refused(exc.code, parsed) from None
+
+
+def _print_problems(exc: _Refused) -> None:
+    for problem in exc.body.get("problems", []):
+        where = (
+            f"line {problem['line']}"
+            if problem.get("line") is not None
+            else (problem.get("path") or "file")
+        )
+        field = f"{problem['field']}: " if problem.get("field") else ""
+        print(f"{where}: {field}{problem['reason']}", file=sys.stderr)
+
+
+def _cmd_import_shipment(client: ApiClient, args: argparse.Namespace) -> None:
+    path = Path(args.file)
+    suffix = f".{args.type}" if args.type else path.suffix.lower()
+    content_type = _SHIPMENT_TYPES.get(suffix)
+    if content_type is None:
+        raise SystemExit("os3p-central: give --type csv or json (or name the file .csv/.json)")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SystemExit(f"os3p-central: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        result = _post_bytes(client, "/api/shipments", data, content_type)
+    except _Refused as exc:
+        _print_problems(exc)
+        raise
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(
+        f"shipment {result['shipmentId']}: {len(result['stations'])} stations,"
+        f" {len(result['meters'])} meters"
+    )
+    for station, password in result["generatedPasswords"].items():
+        print(f"{station}: generated password {password} (shown once)")
+
+
+def _cmd_meters(client: ApiClient, args: argparse.Namespace) -> None:
+    meters = client.request("GET", f"/api/stations/{_quote(args.station)}/meters")["meters"]
+    if args.json:
+        print(json.dumps(meters, indent=2))
+        return
+    rows = [
+        [m["meterId"], m["kind"], m["protocol"], m["channel"], m["status"], m["statusChangedAt"]]
+        for m in meters
+    ]
+    print(table(["METER", "KIND", "PROTOCOL", "CHANNEL", "STATUS", "SINCE"], rows))
+
+
+def _cmd_add_meter(client: ApiClient, args: argparse.Namespace) -> None:
+    body: dict[str, Any] = {"meterId": args.meter, "kind": args.kind, "protocol": args.protocol}
+    if args.channel is not None:
+        body["channel"] = args.channel
+    try:
+        meter = client.request("POST", f"/api/stations/{_quote(args.station)}/meters", body)
+    except _Refused as exc:
+        _print_problems(exc)
+        raise
+    print(f"added meter {meter['meterId']} to {args.station} ({meter['status']})")
+
+
+def _cmd_meter_status(client: ApiClient, args: argparse.Namespace) -> None:
+    path = f"/api/stations/{_quote(args.station)}/meters/{_quote(args.meter)}/status"
+    meter = client.request("PUT", path, {"status": args.status})
+    print(f"{meter['meterId']}: {meter['status']}")
+
+
+def _read_params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if args.since:
+        params["from"] = _time(args.since)
+    if args.until:
+        params["to"] = _time(args.until)
+    if args.what == "periodic":
+        params["kind"] = args.kind
+        if args.meter:
+            params["meterId"] = args.meter
+        if args.tz:
+            params["timeZone"] = args.tz
+        if args.no_fill:
+            params["fillGaps"] = False
+    if args.what == "events" and args.category:
+        params["categories"] = args.category.split(",")
+    if args.timeout is not None and args.what in ("actual", "periodic"):
+        params["timeout"] = args.timeout
+    return params
+
+
+def _cmd_read(client: ApiClient, args: argparse.Namespace) -> None:
+    service = _READS[args.what]
+    path = f"/api/stations/{_quote(args.station)}/services/{service}"
+    # A periodic read may wait for the station's upload (120 s by default).
+    patient = ApiClient(client.base_url, client.token, client.timeout + (args.timeout or 120.0))
+    result = patient.request("POST", path, _read_params(args))["result"]
+    if args.json or args.what not in ("periodic", "actual"):
+        print(json.dumps(result, indent=2))
+        return
+    if args.what == "actual":
+        rows = [
+            [v["timestamp"], v["measurand"], v["value"], v["unit"], v["location"], v["context"]]
+            for v in result["values"]
+        ]
+        print(table(["TIMESTAMP", "MEASURAND", "VALUE", "UNIT", "LOCATION", "CONTEXT"], rows))
+        return
+    rows = [
+        [read["logTime"], v["measurand"], v["location"], v["value"], v["unit"]]
+        for read in result["reads"]
+        for v in read["values"]
+    ]
+    print(table(["LOG TIME", "MEASURAND", "LOCATION", "VALUE", "UNIT"], rows))
+    print(f"time zone {result['timeZone']}; {len(result['gaps'])} gap(s) left")
+    fill = result["gapFill"]
+    if fill is not None:
+        print(f"gap fill: {fill['outcome']}, {fill['imported']} value(s) imported")
+
+
+def _add_inventory_commands(sub: Any) -> None:
+    shipment = sub.add_parser("import-shipment", help="import a shipment file (CSV or JSON)")
+    shipment.add_argument("file")
+    shipment.add_argument("--type", choices=["csv", "json"], help="default: from the suffix")
+
+    meters = sub.add_parser("meters", help="a station's meters in the inventory")
+    meters.add_argument("station")
+
+    add = sub.add_parser("add-meter", help="add a meter to a station")
+    add.add_argument("station")
+    add.add_argument("meter")
+    add.add_argument("--kind", required=True, choices=["E", "G"])
+    add.add_argument("--protocol", required=True, choices=["DLMS", "P1"])
+    add.add_argument("--channel", type=int, help="M-Bus channel: 0 for E (default), 1..4 for G")
+
+    status = sub.add_parser("meter-status", help="move a meter along its lifecycle")
+    status.add_argument("station")
+    status.add_argument("meter")
+    status.add_argument(
+        "status",
+        choices=[s.value for s in Lifecycle],
+    )
+
+    read = sub.add_parser("read", help="meter-read services: actual, periodic, events, ...")
+    read.add_argument("station")
+    read.add_argument("what", choices=list(_READS))
+    read.add_argument("--from", dest="since", help="RFC 3339")
+    read.add_argument("--to", dest="until", help="RFC 3339")
+    read.add_argument("--kind", default="DAILY", choices=["DAILY", "MONTHLY", "INTERVAL"])
+    read.add_argument("--meter", help="periodic: one meter's registers")
+    read.add_argument("--tz", help="periodic: IANA time zone (default: the station's, else UTC)")
+    read.add_argument("--no-fill", action="store_true", help="periodic: do not GetFile gaps")
+    read.add_argument("--category", help="events: comma-separated, e.g. FaultsOpen,FaultsClosed")
+    read.add_argument("--timeout", type=float, help="seconds to wait for the station")
+
+
 _COMMANDS: dict[str, Callable[[ApiClient, argparse.Namespace], None]] = {
     "stations": _cmd_stations,
     "station": _cmd_station,
@@ -421,6 +605,11 @@ _COMMANDS: dict[str, Callable[[ApiClient, argparse.Namespace], None]] = {
     "request": _cmd_request,
     "org": _cmd_org,
     "audit": _cmd_audit,
+    "import-shipment": _cmd_import_shipment,
+    "meters": _cmd_meters,
+    "add-meter": _cmd_add_meter,
+    "meter-status": _cmd_meter_status,
+    "read": _cmd_read,
 }
 
 
@@ -434,6 +623,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_registry_commands(sub)
     _add_station_commands(sub)
     _add_queue_commands(sub)
+    _add_inventory_commands(sub)
     return parser
 
 

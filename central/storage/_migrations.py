@@ -265,7 +265,43 @@ _COMMAND_QUEUE = (
     "CREATE INDEX audit_by_station ON audit (station_id, at)",
 )
 
+# The meter inventory (central.storage.inventory). `meter.station_id` names the
+# station without a foreign key, like the history tables; one meter per M-Bus
+# channel 1..4 of a station is checked by the code in the writing transaction (a
+# destroyed meter gives its channel back, which a plain UNIQUE could not express).
+_INVENTORY = (
+    """
+    CREATE TABLE meter (
+        meter_id TEXT PRIMARY KEY,
+        station_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('E', 'G')),
+        protocol TEXT NOT NULL CHECK (protocol IN ('DLMS', 'P1')),
+        channel INTEGER NOT NULL CHECK (channel BETWEEN 0 AND 4),
+        lifecycle TEXT NOT NULL CHECK (lifecycle IN ('NEW_IN_INVENTORY', 'READY_FOR_USE',
+            'IN_USE', 'RETURNED_TO_SUPPLIER', 'DESTROYED')),
+        shipment_id BIGINT,
+        created_at {ts} NOT NULL,
+        status_changed_at {ts} NOT NULL
+    )""",
+    "CREATE INDEX meter_by_station ON meter (station_id, channel)",
+    """
+    CREATE TABLE station_time_zone (
+        station_id TEXT PRIMARY KEY,
+        time_zone TEXT NOT NULL
+    )""",
+    """
+    CREATE TABLE shipment_import (
+        id {id},
+        sha256 TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        stations INTEGER NOT NULL,
+        meters INTEGER NOT NULL,
+        imported_at {ts} NOT NULL
+    )""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "command queue, organisations, webhooks, audit", _COMMAND_QUEUE),
+    Migration(3, "meter inventory and shipment imports", _INVENTORY),
 )

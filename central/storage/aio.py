@@ -18,6 +18,12 @@ or use a psycopg pool behind a multi-thread executor — the Store methods are
 already one transaction each, so they need no other change; commit several
 messages in one transaction (group commit) before answering them all.
 
+Listeners (`listen`): after a MeterValues or GetFileStatusNotification of a station
+has committed, each listener is called with the station id and what was stored
+(a tuple of `MeterValue`, or the `GetFileStatus`), in the event loop, before the
+store call returns. Meter-read services use it to wait for the station's answer
+that arrives as a message of its own (`central.meterreads`).
+
 Cancellation: cancelling the awaiting task does not stop a call already handed
 to the thread; a write then still commits, and the caller, cancelled, does not
 answer the station, which re-sends: the duplicate is recognised (see `store`).
@@ -27,12 +33,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from types import TracebackType
 from typing import ParamSpec, TypeVar
 
+from central.meters import Lifecycle
+from central.shipment import MeterRecord, Problem, Shipment
+from central.storage import inventory
 from central.storage.commands import AsyncCommandStoreMixin
 from central.storage.errors import StoreClosed
 from central.storage.model import (
@@ -54,9 +64,14 @@ from central.storage.model import (
     StreetlightStatus,
     UploadedFile,
 )
-from central.storage.store import DEFAULT_HEARTBEAT_INTERVAL, Store, open_store
+from central.storage.store import DEFAULT_HEARTBEAT_INTERVAL, SqlStore, Store, open_store
 
-__all__ = ["AsyncStore"]
+__all__ = ["AsyncStore", "Listener"]
+
+log = logging.getLogger(__name__)
+
+# (station id, what was stored: tuple[MeterValue, ...] or GetFileStatus)
+Listener = Callable[[str, object], None]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -70,6 +85,7 @@ class AsyncStore(AsyncCommandStoreMixin):
         self._store = store
         self._executor = executor
         self._closed = False
+        self._listeners: list[Listener] = []
 
     @classmethod
     async def open(cls, url: str, *, opener: Callable[[str], Store] = open_store) -> AsyncStore:
@@ -226,9 +242,11 @@ class AsyncStore(AsyncCommandStoreMixin):
     async def record_meter_values(
         self, station_id: str, meter_values: Sequence[MeterValue], *, received_at: datetime
     ) -> int:
-        return await self._call(
+        new: int = await self._call(
             self._store.record_meter_values, station_id, meter_values, received_at=received_at
         )
+        self._tell(station_id, tuple(meter_values))
+        return new
 
     async def record_firmware_status(
         self, station_id: str, notification: FirmwareStatus, *, received_at: datetime
@@ -243,6 +261,7 @@ class AsyncStore(AsyncCommandStoreMixin):
         await self._call(
             self._store.record_get_file_status, station_id, notification, received_at=received_at
         )
+        self._tell(station_id, notification)
 
     async def record_uploaded_file(self, upload: UploadedFile) -> None:
         await self._call(self._store.record_uploaded_file, upload)
@@ -298,4 +317,93 @@ class AsyncStore(AsyncCommandStoreMixin):
     ) -> list[Event]:
         return await self._call(
             self._store.events, station_id, since=since, until=until, kinds=kinds, limit=limit
+        )
+
+    # -- listeners (see the module docstring)
+
+    def listen(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener` after each stored MeterValues / GetFileStatusNotification;
+        returns the function that stops it."""
+        self._listeners.append(listener)
+
+        def stop() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return stop
+
+    def _tell(self, station_id: str, stored: object) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(station_id, stored)
+            except Exception:
+                # A listener's bug must not cost the station its answer.
+                log.exception("store listener failed")
+
+    # -- meter inventory (central.storage.inventory)
+
+    def _sql(self) -> SqlStore:
+        if not isinstance(self._store, SqlStore):
+            raise TypeError("the meter inventory needs the SQL store")
+        return self._store
+
+    async def add_meter(
+        self,
+        station_id: str,
+        meter: MeterRecord,
+        *,
+        at: datetime,
+        lifecycle: Lifecycle = Lifecycle.NEW_IN_INVENTORY,
+    ) -> inventory.Meter:
+        return await self._call(
+            inventory.add_meter, self._sql(), station_id, meter, at=at, lifecycle=lifecycle
+        )
+
+    async def list_meters(self, station_id: str) -> list[inventory.Meter]:
+        return await self._call(inventory.list_meters, self._sql(), station_id)
+
+    async def get_meter(self, meter_id: str) -> inventory.Meter | None:
+        return await self._call(inventory.get_meter, self._sql(), meter_id)
+
+    async def set_meter_status(
+        self, station_id: str, meter_id: str, status: Lifecycle, *, at: datetime
+    ) -> inventory.Meter:
+        return await self._call(
+            inventory.set_meter_status, self._sql(), station_id, meter_id, status, at=at
+        )
+
+    async def station_time_zone(self, station_id: str) -> str | None:
+        return await self._call(inventory.station_time_zone, self._sql(), station_id)
+
+    async def shipment_conflicts(self, shipment: Shipment) -> list[Problem]:
+        return await self._call(inventory.shipment_conflicts, self._sql(), shipment)
+
+    async def import_shipment(
+        self,
+        shipment: Shipment,
+        *,
+        at: datetime,
+        hashes: Mapping[str, str | None],
+        sha256: str,
+        media_type: str,
+    ) -> inventory.ImportResult:
+        return await self._call(
+            inventory.import_shipment,
+            self._sql(),
+            shipment,
+            at=at,
+            hashes=hashes,
+            sha256=sha256,
+            media_type=media_type,
+        )
+
+    async def import_meter_values(
+        self, station_id: str, meter_values: Sequence[MeterValue], *, received_at: datetime
+    ) -> int:
+        return await self._call(
+            inventory.import_meter_values,
+            self._sql(),
+            station_id,
+            meter_values,
+            received_at=received_at,
         )

@@ -252,7 +252,7 @@ def test_openapi_document_lists_exactly_the_apps_routes(tmp_path: Path) -> None:
 
     app_routes = run(scenario())
     assert app_routes == _openapi_routes()
-    assert len(app_routes) == 27
+    assert len(app_routes) == 32
 
 
 def test_public_url_defaults_to_the_api_address() -> None:
