@@ -25,6 +25,7 @@ from central.api import build_app
 from central.config import CentralConfig
 from central.dispatcher import Dispatcher
 from central.logs import log_event
+from central.meterreads import service_registry
 from central.operations import ServiceRegistry
 from central.queueing import QueuePolicy
 from central.server import CentralServer
@@ -46,9 +47,9 @@ class CentralService:
         webhooks: WebhookPolicy = WebhookPolicy(),  # noqa: B008 (frozen)
     ) -> None:
         """`services`: the named operations requests may use beside the 13 OS³P
-        actions (`central.operations`)."""
+        actions (`central.operations`); by default the meter-read services."""
         self.config = config
-        self._services = services
+        self._services = service_registry() if services is None else services
         self._queue = queue
         self._webhooks = webhooks
         self._store: AsyncStore | None = None

@@ -16,7 +16,7 @@ from central.operations import Right, ServiceOperation
 from central.queueing import QueuePolicy
 from central.service import CentralService
 from central.webhooks import WebhookPolicy
-from tests.central.support import Api, make_config, scripted_station
+from tests.central.support import BOOT, Api, make_config, running_central, scripted_station
 from tests.support.aio import UNIT, eventually, run
 
 # Retries only when the test says so: a long backoff, waived when the station connects.
@@ -573,3 +573,23 @@ def test_a_webhook_that_keeps_failing_is_given_up_and_the_result_stays(tmp_path:
             assert result["notification"] == {"state": "failed", "attempts": 3, "error": "HTTP 500"}
 
     run(scenario(), timeout=60 * UNIT)
+
+
+def test_the_meter_read_services_are_queueable_by_default(tmp_path: Path) -> None:
+    """`os3p-central serve` (CentralService without `services=`) offers the meter-read
+    services to requests and bundles, next to the OS³P actions."""
+
+    async def scenario() -> None:
+        async with running_central(tmp_path) as (central, api):
+            await api.add_station("SUBS260")
+            async with scripted_station(central.ws_url, "SUBS260") as st:
+                await st.boot()
+                cid = await submit(
+                    api,
+                    "SUBS260",
+                    {"operations": [{"action": "GetFirmwareVersion", "payload": {}}]},
+                )
+                done = await until_status(api, cid, "done")
+                assert done["operations"][0]["result"]["firmwareVersion"] == BOOT["firmwareVersion"]
+
+    run(scenario())
