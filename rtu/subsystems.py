@@ -189,17 +189,6 @@ async def build_subsystems(
     if devices.io is not None:
         module = ModbusIOModule(devices.io.iomap, devices.io.endpoint)
         poller = IOPoller(module, period=devices.io.poll_period, retry=devices.io.retry)
-        if devices.lights is not None:
-            lights = await LightsSubsystem.open(
-                data_dir=config.data.dir,
-                contactors=[c.number for c in devices.io.iomap.contactors],
-                poller=poller,
-                sink=events,
-                clock=clock,
-                keys=keys,
-                zone=config.site.timezone,
-                config=devices.lights,
-            )
     supervision = SupervisionSubsystem(
         devices.supervision,
         sink=events,
@@ -207,6 +196,18 @@ async def build_subsystems(
         poller=poller,
         indicators=devices.io.iomap.indicators if devices.io is not None else (),
     )
+    if devices.io is not None and poller is not None and devices.lights is not None:
+        lights = await LightsSubsystem.open(
+            data_dir=config.data.dir,
+            contactors=[c.number for c in devices.io.iomap.contactors],
+            poller=poller,
+            sink=events,
+            clock=clock,
+            keys=keys,
+            zone=config.site.timezone,
+            config=devices.lights,
+            faults=supervision.board,  # one station status for every fault
+        )
     firmware: FirmwareAgent | None = None
     if devices.firmware is not None:
         firmware = FirmwareAgent(

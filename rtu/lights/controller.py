@@ -72,8 +72,6 @@ from os3p.messages import (
     ACTION_OF,
     MESSAGE_TYPES,
     StationErrorCode,
-    StationStatus,
-    StatusNotificationRequest,
     StreetlightMode,
     StreetlightModeStatusNotificationRequest,
     StreetlightStatus,
@@ -100,6 +98,7 @@ from rtu.lights.reconcile import (
 )
 from rtu.schedule import Profile, Site, desired_state, next_change
 from rtu.storage import StorageUnavailable
+from rtu.supervision.board import FaultBoard
 
 
 def _canonical_payload(message: msgspec.Struct) -> str:
@@ -140,8 +139,13 @@ class LightsController:
         site: Site,
         feedback_timeout: float = 2.0,
         max_sleep: float = 30.0,
+        faults: FaultBoard | None = None,
     ) -> None:
+        """`faults`: the station's fault board, shared with the other subsystems, so
+        that PowerSwitchFailure takes part in the one station status (resolving it
+        must not say `Ok` while another fault is open); a board of its own if None."""
         self.contactors = tuple(sorted(contactors))
+        self._faults = faults if faults is not None else FaultBoard(sink, clock.now)
         self._store = store
         self._poller = poller
         self._sink = sink
@@ -270,6 +274,9 @@ class LightsController:
         self._snapshot = None  # judge only snapshots read from now on
         await self._emit_staged()  # events a crash left between decision and outbox
         saved = {c: self.core.reported(c) for c in self.contactors}
+        for contactor, restored in saved.items():
+            if restored.failed:  # still open as far as we know: the board starts empty
+                await self._report(SwitchFailure(contactor, True, self._clock.now()))
         while True:
             self._wake.clear()
             now = self._clock.now()
@@ -297,6 +304,7 @@ class LightsController:
         """Switch first (the lights come before the paperwork), then stage, emit, unstage."""
         wrote = False
         messages: list[msgspec.Struct] = []
+        failures: list[SwitchFailure] = []
         for effect in effects:
             match effect:
                 case Command(contactor, on):
@@ -325,10 +333,14 @@ class LightsController:
                             contactor_id=contactor, mode=mode, timestamp=at
                         )
                     )
-                case SwitchFailure(contactor, failed, at):
-                    messages.append(self._failure_message(contactor, failed, at))
+                case SwitchFailure():
+                    failures.append(effect)
         if wrote:
             self._poller.poke()  # see the coil and feedback sooner
+        # Reported before the new state is saved: a crash in between makes the
+        # reconciler find (and report) the failure again, never forget it.
+        for failure in failures:
+            await self._report(failure)
         current = {c: self.core.reported(c) for c in self.contactors}
         changed = {c: r for c, r in current.items() if saved.get(c) != r}
         later = self._unstage_later
@@ -411,26 +423,20 @@ class LightsController:
         log.info("contactor %d commanded %s", contactor, status_of(on))
         self.core.write_done(contactor, ok=True)
 
-    def _failure_message(
-        self, contactor: int, failed: bool, at: datetime
-    ) -> StatusNotificationRequest:
-        if failed:
-            info = f"contactor {contactor}: feedback does not follow the coil"
+    async def _report(self, failure: SwitchFailure) -> None:
+        """PowerSwitchFailure through the station's fault board (one status for all)."""
+        source = f"contactor {failure.contactor}"
+        if failure.failed:
+            info = f"{source}: feedback does not follow the coil"
             log.error("PowerSwitchFailure: %s", info)
-            return StatusNotificationRequest(
-                status=StationStatus.FAULTED,
-                error_code=StationErrorCode.POWER_SWITCH_FAILURE,
-                info=info,
-                timestamp=at,
+            await self._faults.raise_fault(
+                StationErrorCode.POWER_SWITCH_FAILURE, source, info=info, at=failure.at
             )
-        info = f"contactor {contactor}: PowerSwitchFailure resolved"
-        log.info("%s", info)
-        return StatusNotificationRequest(
-            status=StationStatus.OK,
-            error_code=StationErrorCode.NO_ERROR,
-            info=info,
-            timestamp=at,
-        )
+        else:
+            log.info("%s: PowerSwitchFailure resolved", source)
+            await self._faults.resolve_fault(
+                StationErrorCode.POWER_SWITCH_FAILURE, source, at=failure.at
+            )
 
     async def _sleep(self, now: datetime) -> None:
         until = min(

@@ -27,6 +27,7 @@ from rtu.lights.controller import LightsController
 from rtu.lights.handlers import LightsHandlers
 from rtu.lights.profiles import LightsStore
 from rtu.schedule import Site
+from rtu.supervision.board import FaultBoard
 from rtu.triggers import Triggers
 
 __all__ = ["DATABASE_FILE", "LightsSubsystem"]
@@ -62,6 +63,7 @@ class LightsSubsystem:
         keys: ConfigurationKeys,
         zone: ZoneInfo,
         config: LightsConfig,
+        faults: FaultBoard | None = None,
     ) -> LightsSubsystem:
         """Open `lights.db` and build the controller from what it holds."""
         store = await LightsStore.open(data_dir / DATABASE_FILE, now=clock.now)
@@ -76,6 +78,7 @@ class LightsSubsystem:
             site=_site(keys.value("Geolocation"), zone),
             feedback_timeout=config.feedback_timeout,
             max_sleep=config.max_sleep,
+            faults=faults,
         )
         # Handlers answer from memory before the loop's first start: fill it now.
         controller.set_profiles(await store.profiles())

@@ -29,6 +29,7 @@ from rtu.lights.controller import LightsController
 from rtu.lights.profiles import LightsStore
 from rtu.outbox import Outbox
 from rtu.schedule import Profile, Site, profile_from_wire
+from rtu.supervision.board import FaultBoard
 from tests.hil.support import UNIT, WAIT, eventually, rig
 
 SITE = Site(52.0, 5.0, ZoneInfo("UTC"))
@@ -107,6 +108,7 @@ async def station(
     sim: IOModuleSimulator | None = None,
     clock: Clock | None = None,
     contactors: tuple[int, ...] = (1, 2, 3, 4),
+    faults: FaultBoard | None = None,
 ) -> AsyncIterator[Station]:
     """Everything running. Pass the `sim` (and `clock`) of an earlier station on the
     same `tmp_path` to restart the daemon's side against a module that kept running."""
@@ -138,6 +140,7 @@ async def station(
             site=SITE,
             feedback_timeout=FEEDBACK_TIMEOUT,
             max_sleep=20 * UNIT,
+            faults=faults,
         )
         tasks = await stack.enter_async_context(asyncio.TaskGroup())
         poll = tasks.create_task(poller.poll_loop(), name="poller")

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from hil.io_module import IOModuleSimulator
-from os3p.messages import StreetlightMode
+from os3p.messages import StationErrorCode, StreetlightMode
+from rtu.events import EventSink
+from rtu.outbox import Outbox
+from rtu.supervision.board import FaultBoard
 from tests.hil.support import RELAY_DELAY, UNIT, WAIT, async_test
 from tests.rtu.lights.support import (
     FEEDBACK_TIMEOUT,
+    VALIDATOR,
     daily,
     evening_clock,
     soon,
@@ -63,6 +69,33 @@ async def test_a_hand_flipped_contactor_is_unexpected_and_not_fought(tmp_path: P
         events = await st.wait_events(FAULT, 2)
         assert (events[1]["status"], events[1]["errorCode"]) == ("Ok", "NoError")
         assert st.writes(3) == []  # the controller never wrote: the coil was right
+
+
+@async_test
+async def test_a_resolved_switch_failure_keeps_the_station_faulted_while_another_fault_is_open(
+    tmp_path: Path,
+) -> None:
+    """PowerSwitchFailure goes through the station's one fault board: its resolution
+    says Faulted, not Ok, while an MV fault is still open (the central would otherwise
+    close every open fault)."""
+    clock = evening_clock()
+    async with contextlib.AsyncExitStack() as stack:
+        outbox = await Outbox.open(tmp_path / "faults.db", clock=clock.now)
+        stack.push_async_callback(outbox.close)
+        board = FaultBoard(EventSink(outbox, VALIDATOR), clock.now)
+        await board.raise_fault(StationErrorCode.OVER_CURRENT_FAILURE, "MV1")
+        st = await stack.enter_async_context(station(tmp_path, clock=clock, faults=board))
+        await until(lambda: st.controller.core.available)
+        st.sim.force_feedback(3, True)
+        await until(lambda: board.is_open(StationErrorCode.POWER_SWITCH_FAILURE, "contactor 3"))
+        st.sim.force_feedback(3, None)
+        await until(lambda: not board.is_open(StationErrorCode.POWER_SWITCH_FAILURE, "contactor 3"))
+        notes = [json.loads(e.payload) for e in await outbox.peek(100)]
+        assert [(n["status"], n["errorCode"]) for n in notes] == [
+            ("Faulted", "OverCurrentFailure"),
+            ("Faulted", "PowerSwitchFailure"),
+            ("Faulted", "NoError"),  # resolved, but MV1 is still open
+        ]
 
 
 @async_test
