@@ -17,6 +17,7 @@ __all__ = [
     "SubprotocolRefused",
     "connection_url",
     "open_connection",
+    "pong_timeout",
 ]
 
 SUBPROTOCOL = "OS3P1.0"  # implementation guide §3.1.2 Table 1
@@ -41,6 +42,20 @@ def connection_url(endpoint: str, station_id: str) -> str:
     identity can never change the path's structure.
     """
     return f"{endpoint}/{quote(station_id, safe='')}"
+
+
+def pong_timeout(ping_interval: float | None) -> float | None:
+    """How long a ping waits for its pong before the link counts as dead.
+
+    A half-open link (the central vanished without a FIN: NAT timeout, mobile
+    handover) is noticed only by a missing pong. The library's fixed 20 s added
+    to a short ping interval (a test rig, a station whose central asks for quick
+    liveness) makes detection slow; a pong is owed within one ping interval,
+    bounded to [5 s, 20 s] so a loaded cellular link is not cut for latency.
+    """
+    if not ping_interval:
+        return None
+    return max(5.0, min(ping_interval, 20.0))
 
 
 async def open_connection(
@@ -68,6 +83,10 @@ async def open_connection(
             additional_headers=headers,
             ssl=ssl_context if url.startswith("wss:") else None,
             ping_interval=ping_interval or None,
+            ping_timeout=pong_timeout(ping_interval),
+            # A dead link does not answer the closing handshake either: wait for it
+            # no longer than for a pong before the socket is dropped.
+            close_timeout=pong_timeout(ping_interval) or 10.0,
             open_timeout=open_timeout,
             max_size=max_size,
             compression=None,  # §5.2: no compression beyond RFC 6455; keeps frames cheap

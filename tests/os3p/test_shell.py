@@ -18,8 +18,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import Server, ServerConnection
+from websockets.exceptions import ConnectionClosed
 
-from os3p.client import ConnectRefused, SubprotocolRefused, connection_url, open_connection
+from hil.proxy import FaultyProxy
+from os3p.client import (
+    ConnectRefused,
+    SubprotocolRefused,
+    connection_url,
+    open_connection,
+    pong_timeout,
+)
 from os3p.connection import Connection
 from os3p.errors import CallErrorReceived, ErrorCode, HandlerError
 from os3p.messages import (
@@ -36,7 +44,7 @@ from os3p.router import Router
 from os3p.server import open_server, station_id_from_path
 from os3p.session import Role, Session
 from os3p.validation import Validator
-from tests.support.aio import eventually, run
+from tests.support.aio import UNIT, eventually, run
 from tests.support.tls import make_pki
 
 VALIDATOR = Validator()
@@ -307,5 +315,45 @@ def test_websocket_ping_interval(interval: float, pings: bool) -> None:
                 assert (websocket.latency > 0) is pings
             finally:
                 await websocket.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout"),
+    [(None, None), (0.0, None), (0.2, 5.0), (10.0, 10.0), (300.0, 20.0)],
+)
+def test_pong_timeout_is_one_ping_interval_within_bounds(
+    interval: float | None, timeout: float | None
+) -> None:
+    assert pong_timeout(interval) == timeout
+
+
+def test_a_half_open_link_is_noticed_by_the_missing_pong() -> None:
+    """The central's packets stop arriving without a FIN (a black hole): the station's
+    connection closes after one ping interval plus the pong timeout, not 20 s later."""
+
+    async def scenario() -> None:
+        async with central_server(Gate({"SUBS001": None})) as (_, endpoint):
+            target = urlsplit(endpoint)
+            assert target.hostname is not None
+            assert target.port is not None
+            async with FaultyProxy(target.hostname, target.port) as proxy:
+                websocket = await open_connection(
+                    f"ws://127.0.0.1:{proxy.port}{target.path}", "SUBS001", ping_interval=0.2
+                )
+                try:
+                    await asyncio.sleep(0.3)
+                    proxy.blackhole(True)
+                    started = asyncio.get_running_loop().time()
+                    # What the station's receive loop sees: the connection is over.
+                    with pytest.raises(ConnectionClosed):
+                        async with asyncio.timeout(15 * UNIT):
+                            await websocket.recv()
+                    took = asyncio.get_running_loop().time() - started
+                    assert took < 12, took  # 0.2 s + 5 s for the pong + 5 s for the close, not 30 s
+                finally:
+                    proxy.blackhole(False)
+                    await websocket.close()
 
     run(scenario())
