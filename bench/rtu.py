@@ -156,7 +156,13 @@ class Station:
     async def stop(self) -> None:
         if self.process and self.process.returncode is None:
             self.process.terminate()
-            await self.process.wait()
+            try:
+                async with asyncio.timeout(10):
+                    await self.process.wait()
+            except TimeoutError:
+                print("daemon still running 10 s after SIGTERM: killed (see daemon.log)")
+                self.process.kill()
+                await self.process.wait()
         self.notify.close()
 
 

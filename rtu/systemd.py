@@ -14,7 +14,11 @@ The unit (systemd/rtu.service) is `Type=notify`, `WatchdogSec=30`:
 - `stopping()` when an orderly shutdown begins.
 
 A failure to notify is logged, never raised: losing a STATUS line must not take
-the daemon down (and a lost watchdog ping is what the watchdog is for).
+the daemon down (and a lost watchdog ping is what the watchdog is for). Nor may
+it stall the daemon: the datagram is sent without blocking, because a receiver
+that stops reading (a wedged manager, a test harness that only waits for READY)
+fills the socket's queue, and a blocking send would then freeze the event loop,
+and with it the lights, for good.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class Notifier:
         elif socket_name:
             log.warning("ignoring NOTIFY_SOCKET=%r: neither a path nor '@name'", socket_name)
         self._watchdog_usec = watchdog_usec if watchdog_usec and watchdog_usec > 0 else None
+        self._failing = False  # the last send failed: say so once, not every time
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], pid: int) -> Notifier:
@@ -70,12 +75,18 @@ class Notifier:
         """Send one raw message; True if it was handed to the socket (or there is none)."""
         if self._address is None:
             return True
+        kind = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            with socket.socket(socket.AF_UNIX, kind) as sock:
                 sock.sendto(message.encode("utf-8"), self._address)
         except OSError as exc:
-            log.warning("sd_notify %r failed: %s", message.split("\n", 1)[0], exc)
+            if not self._failing:
+                log.warning("sd_notify %r failed: %s", message.split("\n", 1)[0], exc)
+            self._failing = True
             return False
+        if self._failing:
+            log.info("sd_notify works again")
+            self._failing = False
         return True
 
     def ready(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
@@ -74,6 +75,28 @@ def test_a_vanished_socket_is_logged_not_raised(
     notifier = Notifier(str(tmp_path / "gone.sock"))
     assert notifier.ready() is False
     assert "sd_notify 'READY=1' failed" in caplog.text
+
+
+def test_a_receiver_that_stops_reading_never_blocks_the_daemon(
+    listener: tuple[str, socket.socket], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bench's notify socket is read only until READY=1: once its queue is full a
+    blocking send would freeze the daemon's event loop (and the lights) for good."""
+    address, sock = listener
+    caplog.set_level(logging.INFO, logger="rtu.systemd")
+    notifier = Notifier(address)
+    results = [notifier.status(f"link: up, outbox {n} queued") for n in range(5000)]
+    assert results[0] is True
+    assert False in results  # the queue filled up: dropped, not waited for
+    assert caplog.text.count("sd_notify") == 1  # said once, not 5000 times
+    sock.setblocking(False)
+    while True:  # the manager reads again
+        try:
+            sock.recv(4096)
+        except BlockingIOError:
+            break
+    assert notifier.watchdog() is True
+    assert "sd_notify works again" in caplog.text
 
 
 def test_relative_socket_name_is_ignored(caplog: pytest.LogCaptureFixture) -> None:
