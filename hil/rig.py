@@ -93,7 +93,7 @@ outbox_window = 8
 transport = "tcp"
 host = "127.0.0.1"
 port = {io_port}
-poll_period = 0.05
+poll_period = 0.03
 
 [lights]
 feedback_timeout = 2.0

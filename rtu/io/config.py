@@ -12,7 +12,8 @@ device section, so a typo names its key path (`io.map.contactors[1].coil`).
     # baudrate = 19200           # serial; parity "N"/"E"/"O", stopbits 1/2, bytesize 7/8
     timeout = 1.0                # seconds per request
     unit_id = 1
-    poll_period = 0.05           # seconds between reads (input change to CALL budget)
+    poll_period = 0.03           # seconds between reads: input change to CALL ≈ this + ~10 ms
+                                 # (p99 ≤ 50 ms); each poll costs ~0.03 % of a core
     retry = 1.0                  # seconds between reads while the module does not answer
 
     [io.map]                     # absent: DEFAULT_IO_MAP (docs/io-module.md)
@@ -89,7 +90,7 @@ def read_io_config(t: TableReader) -> IOConfig:
     config = IOConfig(
         endpoint=endpoint,
         iomap=iomap,
-        poll_period=t.number("poll_period", 0.05, min=0.01, max=60),
+        poll_period=t.number("poll_period", 0.03, min=0.01, max=60),
         retry=t.number("retry", 1.0, min=0.01, max=3600),
     )
     t.done()

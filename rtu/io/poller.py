@@ -2,9 +2,10 @@
 
 The lights controller (feedback, local switch) and the MV fault monitor
 (indicator contacts) share one module and one Modbus connection, so they share
-one reader: `poll_loop` reads every `period` seconds (50 ms by default: input
-change to CALL within the 50 ms p99 budget needs a fast poll, and one read of
-two contiguous ranges costs the module little) and calls each subscriber with
+one reader: `poll_loop` reads every `period` seconds (30 ms by default: input
+change to CALL within the 50 ms p99 budget needs a fast poll — bench/rtu.py
+measures p99 ≈ 40 ms at 30 ms and ≈ 60 ms at 50 ms — and a quiet poll is one
+request, see `rtu.io.modbus`) and calls each subscriber with
 the snapshot, or with `None` once when the module stops answering (so the
 monitor can raise a fault) and again with snapshots when it is back.
 
@@ -32,7 +33,7 @@ Subscriber = Callable[[IOSnapshot | None], None]
 
 
 class IOPoller:
-    def __init__(self, module: IOModule, *, period: float = 0.05, retry: float = 1.0) -> None:
+    def __init__(self, module: IOModule, *, period: float = 0.03, retry: float = 1.0) -> None:
         self.module = module
         self.period = period
         self.retry = retry  # between attempts while the module does not answer

@@ -33,7 +33,7 @@ def test_tcp_with_the_default_map() -> None:
     assert config.endpoint == TcpEndpoint("10.0.0.5", 502, timeout=1.0)
     assert config.iomap.contactors == DEFAULT_IO_MAP.contactors
     assert config.iomap.device_id == 3
-    assert (config.poll_period, config.retry) == (0.05, 1.0)
+    assert (config.poll_period, config.retry) == (0.03, 1.0)
 
 
 def test_serial_and_a_custom_map() -> None:
