@@ -21,9 +21,10 @@ import contextlib
 import signal
 import sys
 import tempfile
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from hil.rig import Rig
@@ -61,7 +62,34 @@ def demo_profile(contactor: int, start: datetime, periods: list[tuple[int, int]]
     }
 
 
-def render(stations: list[dict[str, Any]], started: datetime, events: list[str]) -> str:
+# What the view shows of a station's meters, in this order, when it has them.
+SHOWN = (
+    ("Voltage.L1N", None, "U1"),  # the transformer's DLMS meter
+    ("ActivePower.Sum", None, "P"),
+    ("Power.Active.Import", "P1Meter", "P(P1)"),  # the streetlight supply's P1 port
+)
+
+
+def meter_cell(samples: list[dict[str, Any]]) -> str:
+    """The latest value of each shown measurand, e.g. "U1 230.1 V  P(P1) 0.41 kW"."""
+    latest: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for sample in samples:  # oldest first: the last one wins
+        location = sample.get("location")
+        latest[sample["measurand"], None if location in (None, "", "-") else location] = sample
+    cells = []
+    for measurand, location, label in SHOWN:
+        found = latest.get((measurand, location))
+        if found is not None:
+            cells.append(f"{label} {found['value']} {found.get('unit') or ''}".rstrip())
+    return "  ".join(cells) or "-"
+
+
+def render(
+    stations: list[dict[str, Any]],
+    started: datetime,
+    events: list[str],
+    meters: dict[str, str] | None = None,
+) -> str:
     elapsed = (datetime.now(SITE_ZONE) - started).total_seconds()
     lines = [f"OS³P HIL demo — {elapsed:5.0f} s — Ctrl-C stops everything", ""]
     header = (
@@ -83,12 +111,26 @@ def render(stations: list[dict[str, Any]], started: datetime, events: list[str])
         boot = s.get("bootStatus") or "-"
         row = f"{s['id']:<9} {link:<9} {boot:<9} {cells[0]:<22} {cells[1]:<22}"
         lines.append(f"{row} {faults or 'none'}")
+        if meters is not None:
+            lines.append(f"{'':<9} meters: {meters.get(s['id'], '-')}")
     lines += ["", "events:"] + [f"  {e}" for e in events[-8:]]
     return "\n".join(lines)
 
 
+async def last_meters(rig: Rig) -> dict[str, str]:
+    """Each station's latest meter values, as the central stored them (last 30 s)."""
+    since = (datetime.now(UTC) - timedelta(seconds=30)).isoformat().replace("+00:00", "Z")
+    cells = {}
+    for station in rig.stations:
+        body = await rig.api(
+            "GET", f"/api/stations/{station.station_id}/meter-values?from={quote(since)}"
+        )
+        cells[station.station_id] = meter_cell(body["meterValues"])
+    return cells
+
+
 async def run_demo(workdir: Path, stations: int, duration: float | None) -> int:
-    rig = Rig(workdir, stations, heartbeat=10)
+    rig = Rig(workdir, stations, heartbeat=10, meters=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -104,7 +146,13 @@ async def run_demo(workdir: Path, stations: int, duration: float | None) -> int:
         def note(text: str) -> None:
             events.append(f"{datetime.now(SITE_ZONE):%H:%M:%S} {text}")
 
-        note(f"all {stations} stations Accepted; installing the schedule")
+        note(f"all {stations} stations Accepted; meters read every 5 s; installing the schedule")
+        for station in rig.stations:
+            await rig.command(
+                station.station_id,
+                "ChangeConfiguration",
+                {"key": "MeterValueSampleInterval", "value": "5"},
+            )
         for station in rig.stations:
             for contactor, periods in ((1, [(10, 30), (45, 60)]), (2, [(20, 50)])):
                 answer = await rig.command(
@@ -130,7 +178,7 @@ async def run_demo(workdir: Path, stations: int, duration: float | None) -> int:
                 answer = await rig.command(last.station_id, "ResetMVFaultIndicator", {})
                 status = answer["response"]["status"]
                 note(f"{last.station_id}: ResetMVFaultIndicator → {status}")
-            view = render(await rig.station_views(), started, events)
+            view = render(await rig.station_views(), started, events, await last_meters(rig))
             print(("\033[2J\033[H" if interactive else "\n") + view, flush=True)
             if duration is not None and elapsed >= duration:
                 break

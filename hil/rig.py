@@ -102,15 +102,16 @@ feedback_timeout = 2.0
 debounce = 0.1
 """
 
-# Appended to a station's config when the rig runs a DLMS meter simulator for it.
+# Appended to a station's config when the rig runs meter simulators for it: the
+# transformer's DLMS meter (TCP) and the streetlight supply's P1 port (a pty).
 METER_CONFIG = """
 [metering]
 retry_interval = 0.5
 
-[alarms]
-# 1: the sampler reports a failing meter once per transition (rtu.metering.sampler),
-# so a count above 1 would never be reached.
-meter_errors = 1
+[[meters]]
+kind = "p1"
+name = "streetlights"
+device = "{p1_device}"
 
 [[meters]]
 kind = "dlms"
@@ -122,6 +123,12 @@ authentication = "low"
 password = "12345678"
 timeout = 2
 """
+
+
+def _device_named(log: Path) -> str:
+    """The tty a simulator printed as its first line ("" until it has)."""
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    return next((line for line in lines if line.startswith("/dev/")), "")
 
 
 def free_port() -> int:
@@ -148,6 +155,8 @@ class StationProcess:
     io_replies: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     meter_port: int = 0
     meter: asyncio.subprocess.Process | None = None
+    p1: asyncio.subprocess.Process | None = None
+    p1_device: str = ""
     # Where the daemon keeps its databases; a test may point it at a small tmpfs.
     data_dir: Path | None = None
     # Extra environment of the daemon process (e.g. libfaketime's LD_PRELOAD).
@@ -203,7 +212,7 @@ class Rig:
     `proxy=True` puts a `FaultyProxy` (in this process, on the caller's event loop)
     between every daemon and the central; `ping_interval` sets the daemons'
     websocket pings (what detects a half-open link); `meters=True` gives every
-    station a DLMS meter simulator and a `[[meters]]` section.
+    station a DLMS meter and a P1 meter simulator, and their `[[meters]]` sections.
     """
 
     def __init__(
@@ -375,6 +384,19 @@ class Rig:
         await _stop(station.meter)
         station.meter = None
 
+    async def start_p1(self, station: StationProcess) -> None:
+        """The P1 meter writes a DSMR telegram a second to a pseudo-terminal it names."""
+        log = station.directory / "p1.log"
+        station.p1 = await _spawn("-m", "hil.p1_meter", log=log)
+        async with asyncio.timeout(30):
+            while not station.p1_device:
+                await asyncio.sleep(0.05)
+                station.p1_device = _device_named(log)
+
+    async def stop_p1(self, station: StationProcess) -> None:
+        await _stop(station.p1)
+        station.p1 = None
+
     async def start_daemon(self, station: StationProcess) -> None:
         station.data.mkdir(parents=True, exist_ok=True)
         config = STATION_CONFIG.format(
@@ -389,7 +411,9 @@ class Rig:
             io_port=station.io_port,
         )
         if station.meter_port:
-            config += METER_CONFIG.format(meter_port=station.meter_port)
+            config += METER_CONFIG.format(
+                meter_port=station.meter_port, p1_device=station.p1_device
+            )
         station.config.write_text(config)
         station.daemon = await _spawn(
             "-m", "rtu.cli", "run", "--config", str(station.config),
@@ -415,6 +439,7 @@ class Rig:
             await self.start_io(station)
             if station.meter_port:
                 await self.start_meter(station)
+                await self.start_p1(station)
             await self.start_daemon(station)
 
     async def stop(self) -> None:
@@ -426,6 +451,7 @@ class Rig:
         for station in self.stations:
             await self.stop_io(station)
             await self.stop_meter(station)
+            await self.stop_p1(station)
 
     async def until_all_accepted(self, timeout: float = 60.0) -> None:
         """Wait until every station is connected and its boot was Accepted."""

@@ -25,4 +25,7 @@ def test_demo_switches_lights_on_a_real_rig(tmp_path: Path) -> None:
     # Contactor 2 is scheduled on from +20 s: by +24 s the central has seen it switch on.
     contactor_2 = slice(53, 75)  # the fixed-width column of the demo's table
     assert any(row[contactor_2].split()[:1] == ["On"] for row in rows), "\n".join(rows[-5:])
+    # Both meters of the station (DLMS and P1) are read and their values shown.
+    meters = [line for line in result.stdout.splitlines() if line.strip().startswith("meters:")]
+    assert any("U1 " in line and "P(P1) " in line for line in meters), "\n".join(meters[-3:])
     assert result.stdout.rstrip().endswith("stopped")
