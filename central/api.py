@@ -869,5 +869,11 @@ def build_app(central: CentralServer, dispatcher: Dispatcher) -> web.Application
     app.router.add_get("/files/firmware/{name}", firmware)
     app.router.add_put("/files/uploads/{token}/{name}", upload)
     app.router.add_post("/files/uploads/{token}/{name}", upload)
-    add_inventory_routes(app, central, admin_only=_admin_only, require=_require)
+    add_inventory_routes(
+        app,
+        central,
+        admin_only=_admin_only,
+        require=_require,
+        actor=lambda request: _principal_of(request).actor,
+    )
     return app

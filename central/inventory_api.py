@@ -75,6 +75,7 @@ class _Guards:
 
     admin_only: AdminOnly
     require: Require
+    actor: Callable[[web.Request], str]  # who the audit trail names
 
 
 _CENTRAL = web.AppKey("inventory_central", CentralServer)
@@ -303,26 +304,46 @@ async def run_service(request: web.Request) -> web.Response:
     body = await _json_body(request)
     if isinstance(body, web.Response):
         return body
+    outcome, detail = "failed", "unexpected error (see the log)"
     try:
         result = await service(central, station_id, body)
+        outcome, detail = "done", None
     except CommandError as exc:
         status, kind = _status_of(exc, _COMMAND_STATUS)
+        outcome, detail = "failed", f"{kind}: {exc.reason}"
         return _problem(status, kind, exc.reason, action=exc.action)
     except ServiceError as exc:
         status, kind = _status_of(exc, _SERVICE_STATUS)
+        outcome, detail = "failed", f"{kind}: {exc}"
         return _problem(status, kind, str(exc))
     except UnknownMeter as exc:
+        outcome, detail = "failed", f"unknown_meter: {exc}"
         return _problem(404, "unknown_meter", str(exc))
+    finally:
+        # Run directly, not through the queue: audited here (who, what, when, outcome).
+        await central.store.record_audit(
+            at=central.wall(),
+            actor=request.app[_GUARDS].actor(request),
+            station_id=station_id,
+            what=[name],
+            outcome=outcome,
+            detail=detail,
+        )
     return _json({"station": station_id, "service": name, "result": result})
 
 
 def add_routes(
-    app: web.Application, central: CentralServer, *, admin_only: AdminOnly, require: Require
+    app: web.Application,
+    central: CentralServer,
+    *,
+    admin_only: AdminOnly,
+    require: Require,
+    actor: Callable[[web.Request], str],
 ) -> None:
     """Register the inventory and service routes on the API app (from `build_app`, which
     hands over its access checks)."""
     app[_CENTRAL] = central
-    app[_GUARDS] = _Guards(admin_only, require)
+    app[_GUARDS] = _Guards(admin_only, require, actor)
     routes: list[tuple[str, str, Callable[[web.Request], Any]]] = [
         ("POST", "/api/shipments", import_shipment),
         ("GET", "/api/stations/{station_id}/meters", list_meters),

@@ -416,6 +416,11 @@ def test_synchronize_time_firmware_version_and_find_events(tmp_path: Path) -> No
 
                 status, body = await _service(api, "SUBS701", "GetFirmwareVersion", {})
                 assert body["result"]["firmwareVersion"] == "1.2.3"
+                # Run directly, not queued: still in the audit trail, outcome included.
+                _, audit = await api.request("GET", "/api/audit", station="SUBS701")
+                trail = [(e["actor"], e["operations"], e["outcome"]) for e in audit["audit"]]
+                assert ("admin", ["SynchronizeTime"], "done") in trail
+                assert trail.count(("admin", ["GetFirmwareVersion"], "done")) == 2
 
                 base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
                 for minutes, state, code in (
