@@ -379,10 +379,13 @@ class Dispatcher:
             )
             self._resync = False
         now = self._wall()
+        # Only the stations with queued commands: every connect wakes this loop, and
+        # 10,000 stations reconnecting after a restart must not cost 10,000² steps.
+        waiting = {c.station_id for c in self._queued.values()}
         connected = {
-            sid: since
-            for sid, since in self._connected_since.items()
-            if self.central.connected(sid)
+            sid: self._connected_since[sid]
+            for sid in waiting
+            if sid in self._connected_since and self.central.connected(sid)
         }
         decision = plan(
             self._queued.values(),

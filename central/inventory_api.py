@@ -304,7 +304,8 @@ async def run_service(request: web.Request) -> web.Response:
     body = await _json_body(request)
     if isinstance(body, web.Response):
         return body
-    outcome, detail = "failed", "unexpected error (see the log)"
+    outcome = "failed"
+    detail: str | None = "unexpected error (see the log)"
     try:
         result = await service(central, station_id, body)
         outcome, detail = "done", None
