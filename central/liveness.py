@@ -11,6 +11,14 @@ Why not answer first and write later (the earlier design): the rule for every
 station-initiated message is "answer only after the data is committed", and an
 operator reading `lastSeen` after a central crash must see what the stations were
 told was received.
+
+What it costs (bench/central.py, 100 busy stations): about 40 µs of server CPU per
+heartbeat, 38 → 79 µs per round trip, of which ~8 µs is the suspended handler (a
+task, the shielded group future) and the rest the executor hop, the GIL hand-off
+to the store's thread and the rows themselves (groups of ~40 per commit). The
+next step, if the figure matters: let a handler hand the shell its answer with a
+barrier, so a connection sends its answers after one group commit without a task
+per heartbeat.
 """
 
 from __future__ import annotations
