@@ -165,7 +165,7 @@ async def import_shipment(request: web.Request) -> web.Response:
         conflicts = await central.store.shipment_conflicts(invalid.valid)
         return _invalid([*invalid.problems, *conflicts], "shipment")
     generated = {
-        s.station_id: secrets.token_urlsafe(18)
+        s.station_id: secrets.token_hex(16)  # hex: never an option-like '-' on a command line
         for s in shipment.stations
         if s.password is None and s.cert_identity is None
     }

@@ -66,3 +66,12 @@ def test_tokens_are_random_and_stored_as_digests() -> None:
     assert len(first) >= 43  # 256 bits, base64url
     assert hash_token(first) != first
     assert len(hash_token(first)) == 64
+
+
+def test_organisation_tokens_never_look_like_a_command_line_option() -> None:
+    """`os3p-central --token TOKEN`: a token starting with "-" would be read as an option."""
+    from central.orgs import new_token
+
+    tokens = {new_token() for _ in range(2000)}
+    assert len(tokens) == 2000
+    assert all(token.startswith("os3p_") and len(token) > 40 for token in tokens)
