@@ -294,8 +294,16 @@ class Outbox:
             else:
                 self._alias[h.id] = seq
                 self._held_of[seq] = h.id
+        # Hidden from `peek` before the first await: a peek already queued on the
+        # thread would otherwise see these rows and the pump would send them again.
+        self._unacked.update(stale)
         for seq in stale:
-            await self.ack(seq)
+            try:
+                await self._thread.run(self._store.ack, seq)
+            except StorageUnavailable as exc:
+                self._disk_failed(exc)  # stays hidden; the next take_over deletes it
+                return
+            self._unacked.discard(seq)
 
     # -- the queue --------------------------------------------------------------
 

@@ -9,7 +9,9 @@ its own thread. Issue 4: reported, not crashed on; no event lost; FIFO kept.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -257,5 +259,40 @@ def test_a_clean_stop_stores_what_is_held_if_the_disk_works_again(tmp_path: Path
             await disk.repair()  # no recover_loop running: close must do it
         status, _ = read_status(tmp_path / "outbox.db")
         assert status.depth == 3
+
+    asyncio.run(main())
+
+
+def test_a_held_entry_acked_while_it_is_moved_in_is_never_sent_again(tmp_path: Path) -> None:
+    """The ack of an in-flight held entry can land while `take_over` commits it.
+
+    The store row is then stale; a `peek` queued on the DB thread before its
+    DELETE must not hand it to the pump as a new entry (CI saw [0, 0, 1, 2, 2, 3]).
+    The DB thread is blocked so the three jobs queue in exactly that order.
+    """
+
+    async def main() -> None:
+        async with outbox_on(tmp_path / "outbox.db") as (outbox, disk, _):
+            await disk.fill()
+            await emit_big(outbox, range(3))  # the first may still fit: the rest is held
+            before = await outbox.peek(3)
+            first = next(e for e in before if e.seq < 0)
+            rest = [json.loads(e.payload)["n"] for e in before if e is not first]
+            await disk.repair()
+            gate = threading.Event()
+            try:
+                blocker = asyncio.ensure_future(outbox._thread.run(gate.wait))
+                take_over = asyncio.ensure_future(outbox._take_over())
+                await asyncio.sleep(0)  # its transaction is queued behind the blocker
+                assert await outbox.ack(first.seq)  # delivered meanwhile
+                peek = asyncio.ensure_future(outbox.peek(3))
+                await asyncio.sleep(0)  # queued behind the transaction, before any DELETE
+            finally:
+                gate.set()
+            await asyncio.gather(blocker, take_over)
+            entries = await peek
+            assert [json.loads(e.payload)["n"] for e in entries] == rest
+            assert [json.loads(e.payload)["n"] for e in await outbox.peek(3)] == rest
+            assert outbox.depth() == 2
 
     asyncio.run(main())
