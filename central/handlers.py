@@ -268,7 +268,7 @@ async def get_file_status(
 def build_router() -> Router[StationContext]:
     router: Router[StationContext] = Router()
     router.add(BootNotificationRequest, boot_notification)
-    router.add(HeartbeatRequest, heartbeat)
+    router.add(HeartbeatRequest, heartbeat, serial=True)  # waits on a group commit only
     router.add(MeterValuesRequest, meter_values)
     router.add(StatusNotificationRequest, status_notification)
     router.add(StreetlightStatusNotificationRequest, streetlight_status)

@@ -2,8 +2,9 @@
 
 One receive loop feeds every message to the session; one send path
 (`_flush`) writes whatever the session queued, in order. Handlers of received
-CALLs run as tasks owned by the connection's TaskGroup: a handler that raises
-is answered with InternalError and logged, never lost. Our own CALLs wait on
+CALLs start inline and continue as tasks owned by the connection's TaskGroup
+if they suspend (serial ones: in the receive loop): a handler that raises is
+answered with InternalError and logged, never lost. Our own CALLs wait on
 futures that the session's events resolve.
 """
 
@@ -110,7 +111,9 @@ class Connection(Generic[Ctx]):
                 try:
                     async for message in self.websocket:
                         for event in self.session.receive(message, self._clock()):
-                            self._on_event(event, tasks)
+                            serial = self._on_event(event, tasks)
+                            if serial is not None:
+                                await serial
                         await self._flush()
                 except ConnectionClosed as exc:
                     log.info("%s: connection lost: %s", self.peer, exc)
@@ -128,11 +131,12 @@ class Connection(Generic[Ctx]):
                 waiter.set_exception(ConnectionLost("connection closed"))
         self._waiters.clear()
 
-    def _on_event(self, event: Event, tasks: asyncio.TaskGroup | None) -> None:
+    def _on_event(self, event: Event, tasks: asyncio.TaskGroup | None) -> _Resume | None:
+        """Act on one session event; returns a suspended serial handler to await."""
         match event:
             case CallReceived():
                 if tasks is not None:
-                    self._start_handler(event, tasks)
+                    return self._start_handler(event, tasks)
             case CallCompleted(message_id=message_id, response=response):
                 waiter = self._waiters.pop(message_id, None)
                 if waiter is not None and not waiter.done():
@@ -149,30 +153,35 @@ class Connection(Generic[Ctx]):
                 log.warning(
                     "%s: dropped %s: %s (late after timeout?)", self.peer, message_id, reason
                 )
+        return None
 
-    def _start_handler(self, event: CallReceived, tasks: asyncio.TaskGroup) -> None:
+    def _start_handler(self, event: CallReceived, tasks: asyncio.TaskGroup) -> _Resume | None:
         """Run the handler inline; only if it suspends does it continue as a task.
 
         Most handlers answer from memory or after one database call. Run inline, a
         handler that does not suspend has queued its answer before the receive loop's
         next flush, without the cost of a task per CALL (the largest part of the
         central's per-message overhead). One that suspends is resumed by a task in
-        the connection's TaskGroup, exactly where it stopped, and flushes itself.
+        the connection's TaskGroup, exactly where it stopped, and flushes itself;
+        a serial one (`Router.add`) is handed back for the receive loop to await.
         """
         coro = self._answer(event)
         try:
             yielded = coro.send(None)
         except StopIteration:
-            return
+            return None
         except BaseException:
             coro.close()
             raise
+        if self._router.is_serial(event.action):
+            return _Resume(coro, yielded)
 
         async def finish() -> None:
             await _Resume(coro, yielded)
             await self._flush()
 
         tasks.create_task(finish(), name=f"os3p-{event.action}")
+        return None
 
     async def _answer(self, event: CallReceived) -> None:
         """Dispatch one CALL and queue its answer (the caller flushes)."""

@@ -37,6 +37,7 @@ class Router(Generic[Ctx]):
 
     def __init__(self) -> None:
         self._handlers: dict[Action, Handler[Ctx]] = {}
+        self._serial: set[Action] = set()
 
     def on(
         self, request_type: type[Req]
@@ -55,14 +56,33 @@ class Router(Generic[Ctx]):
         return register
 
     def add(
-        self, request_type: type[Req], handler: Callable[[Req, Ctx], Awaitable[msgspec.Struct]]
+        self,
+        request_type: type[Req],
+        handler: Callable[[Req, Ctx], Awaitable[msgspec.Struct]],
+        *,
+        serial: bool = False,
     ) -> None:
+        """Register `handler`; `serial` if it waits only briefly, on local work.
+
+        The shell runs a serial handler in its receive loop: the next frame is
+        read once it has answered. That saves a task per CALL, which matters for
+        the one message every station sends all the time (Heartbeat, whose wait
+        is a group commit). Frames behind it wait as long as it does, and a
+        station that pipelines CALLs gets them answered one after another, so
+        keep it for the cheap ones. A handler that awaits the peer (our CALL,
+        its upload) must never be serial: the frame it waits for would not be read.
+        """
         action = ACTION_OF.get(request_type)
         if action is None:
             raise TypeError(f"{request_type.__name__} is not an OS³P request type")
         if action in self._handlers:
             raise ValueError(f"a handler for {action} is already registered")
         self._handlers[action] = handler
+        if serial:
+            self._serial.add(action)
+
+    def is_serial(self, action: Action) -> bool:
+        return action in self._serial
 
     @property
     def actions(self) -> frozenset[Action]:

@@ -38,11 +38,23 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def ts_text(value: datetime) -> str:
+    """A datetime as RFC 3339 text in UTC: SQLite's stored form, and JSON for either.
+
+    The same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ"), at a fifth of the cost.
+    """
+    return _utc(value).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
 class Connection(abc.ABC):
     """One open database connection, used from a single thread."""
 
     # DDL type names substituted into the migrations' {id}, {ts}, {bool}.
     ddl_types: ClassVar[dict[str, str]]
+    # A SELECT of (text, ts) rows out of one parameter: a JSON object {text: ts_text}.
+    # A batch as one statement: with executemany, sqlite3 hands the GIL back and forth
+    # once per row, which under load costs the event loop more than the rows do.
+    json_pairs: ClassVar[str]
 
     @abc.abstractmethod
     def transaction(
@@ -111,6 +123,7 @@ class SqliteConnection(Connection):
         "ts": "TEXT",
         "bool": "INTEGER",
     }
+    json_pairs: ClassVar[str] = "SELECT key, value FROM json_each(?)"
 
     def __init__(self, path: str) -> None:
         try:
@@ -179,7 +192,7 @@ class SqliteConnection(Connection):
             self._db = None
 
     def ts(self, value: datetime) -> object:
-        return _utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return ts_text(value)
 
     def from_ts(self, value: Any) -> datetime:
         return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
@@ -199,6 +212,7 @@ class PostgresConnection(Connection):
         "ts": "TIMESTAMPTZ",
         "bool": "BOOLEAN",
     }
+    json_pairs: ClassVar[str] = "SELECT key, value::timestamptz FROM jsonb_each_text(?::jsonb)"
     # Any constant shared by every release: serialises migrations of one database.
     _MIGRATION_LOCK = 0x05C3_0001
 

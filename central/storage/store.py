@@ -39,7 +39,13 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from central.storage import passwords
-from central.storage._backends import Connection, PostgresConnection, Row, SqliteConnection
+from central.storage._backends import (
+    Connection,
+    PostgresConnection,
+    Row,
+    SqliteConnection,
+    ts_text,
+)
 from central.storage._migrations import MIGRATIONS, SCHEMA_VERSION_DDL
 from central.storage.commands import CommandStoreMixin
 from central.storage.errors import InvalidURL, SchemaTooNew, StationExists, UnknownStation
@@ -360,12 +366,12 @@ class SqlStore(CommandStoreMixin):
     # -- liveness and connection state
 
     # Monotonic: a late-processed message never moves last_seen backwards.
-    _TOUCH = (
-        "INSERT INTO station_liveness (station_id, last_seen) VALUES (?, ?)"
+    _NEWER_SEEN = (
         " ON CONFLICT (station_id) DO UPDATE SET last_seen = excluded.last_seen"
         " WHERE station_liveness.last_seen IS NULL"
         " OR station_liveness.last_seen < excluded.last_seen"
     )
+    _TOUCH = "INSERT INTO station_liveness (station_id, last_seen) VALUES (?, ?)" + _NEWER_SEEN
 
     def _touch(self, station_id: str, seen_at: datetime) -> None:
         self._db.run(self._TOUCH, (station_id, self._db.ts(seen_at)))
@@ -379,9 +385,14 @@ class SqlStore(CommandStoreMixin):
         Not flushed to disk: a power failure may lose the last moment of last_seen,
         which no one could use after the outage; a crash of the central loses nothing.
         """
-        rows = [(station_id, self._db.ts(at)) for station_id, at in seen.items()]
+        pairs = json.dumps({station_id: ts_text(at) for station_id, at in seen.items()})
         with self._db.transaction("record_heartbeats", write=True, flush=False):
-            self._db.run_many(self._TOUCH, rows)
+            self._db.run(
+                "INSERT INTO station_liveness (station_id, last_seen)"
+                f" SELECT * FROM ({self._db.json_pairs}) AS seen WHERE true"  # WHERE: upsert syntax
+                + self._NEWER_SEEN,
+                (pairs,),
+            )
 
     def record_connected(self, station_id: str, connection_id: str, *, at: datetime) -> None:
         """A connection was accepted; it replaces any earlier one of the station."""

@@ -357,3 +357,54 @@ def test_a_half_open_link_is_noticed_by_the_missing_pong() -> None:
                     await websocket.close()
 
     run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("serial", "answer_order"),
+    [(True, ["x1", "x2"]), (False, ["x2", "x1"])],
+    ids=["serial-holds-the-next-frame", "task-lets-it-pass"],
+)
+def test_a_serial_handler_is_awaited_before_the_next_frame_is_read(
+    serial: bool, answer_order: list[str]
+) -> None:
+    """`Router.add(serial=True)`: the receive loop itself waits for the handler."""
+    gate = asyncio.Event()
+    started: list[int] = []
+
+    async def heartbeat(request: HeartbeatRequest, station_id: str) -> HeartbeatResponse:
+        started.append(len(started) + 1)
+        if len(started) == 1:
+            await gate.wait()  # the first CALL waits on "local work"
+        return HeartbeatResponse(current_time=NOW)
+
+    async def scenario() -> None:
+        router: Router[str] = Router()
+        router.add(HeartbeatRequest, heartbeat, serial=serial)
+
+        async def handle(websocket: ServerConnection, station_id: str) -> None:
+            session = Session(Role.CENTRAL, VALIDATOR, implemented=router.actions)
+            await Connection(websocket, session, router, station_id, peer=station_id).run()
+
+        server = await open_server(handle, Gate({"SUBS001": None}))
+        endpoint = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/OS3P/SUBS001"
+        try:
+            async with connect(endpoint, subprotocols=["OS3P1.0"]) as websocket:  # type: ignore[list-item]
+                await websocket.send('[2,"x1","Heartbeat",{}]')
+                await websocket.send('[2,"x2","Heartbeat",{}]')
+                answers = []
+                if serial:
+                    await eventually(lambda: started == [1])
+                    await asyncio.sleep(0.1 * UNIT)
+                    assert started == [1]  # x2 is not read while x1's handler waits
+                else:
+                    answers.append(json.loads(await websocket.recv())[1])  # x2, at once
+                gate.set()
+                while len(answers) < 2:
+                    answers.append(json.loads(await websocket.recv())[1])
+                assert answers == answer_order
+                assert started == [1, 2]
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    run(scenario())
