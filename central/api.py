@@ -56,6 +56,7 @@ from central.storage import (
     OpenFault,
     Station,
     StationExists,
+    StationState,
     UnknownStation,
 )
 from central.storage.commands import (
@@ -218,18 +219,15 @@ def _fault_json(fault: OpenFault) -> dict[str, Any]:
     }
 
 
-async def _station_json(
+def _station_json(
     central: CentralServer,
     station: Station,
     faults: list[OpenFault],
-    liveness_of: dict[str, Liveness] | None = None,
+    liveness: Liveness | None,
+    state: StationState,
 ) -> dict[str, Any]:
-    store = central.store
     sid = station.station_id
-    liveness = await store.get_liveness(sid) if liveness_of is None else liveness_of.get(sid)
-    boot = await store.last_boot(sid)
-    lights = await store.current_lights(sid)
-    modes = await store.current_modes(sid)
+    boot, lights, modes = state.boot, state.lights, state.modes
     answered = central.registry.answered(sid)
     return {
         "id": sid,
@@ -258,11 +256,19 @@ async def _station_json(
             str(c): {"mode": m.mode, "timestamp": _iso(m.timestamp), "stationWide": m.station_wide}
             for c, m in sorted(modes.items())
         },
-        "openFaults": [_fault_json(f) for f in faults if f.station_id == sid],
+        "openFaults": [_fault_json(f) for f in faults],
     }
 
 
 # ----------------------------------------------------------------------- stations
+async def _one_station_json(central: CentralServer, station: Station) -> dict[str, Any]:
+    sid = station.station_id
+    faults = await central.store.open_faults(sid)
+    liveness = await central.store.get_liveness(sid)
+    states = await central.store.station_states([sid])
+    return _station_json(central, station, faults, liveness, states[sid])
+
+
 async def list_stations(request: web.Request) -> web.Response:
     central = request.app[_SERVER_KEY]
     faults = await central.store.open_faults(None)
@@ -273,7 +279,21 @@ async def list_stations(request: web.Request) -> web.Response:
         org = await central.store.get_organisation(principal.organisation)
         mine = set() if org is None else set(org.stations) | set(org.grants)
         visible = [s for s in visible if s.station_id in mine]
-    stations = [await _station_json(central, s, faults, liveness) for s in visible]
+    # Whole-table queries, grouped here: one store call per part, not per station.
+    states = await central.store.station_states(None)
+    faults_of: dict[str, list[OpenFault]] = {}
+    for fault in faults:
+        faults_of.setdefault(fault.station_id, []).append(fault)
+    stations = [
+        _station_json(
+            central,
+            s,
+            faults_of.get(s.station_id, []),
+            liveness.get(s.station_id),
+            states.get(s.station_id) or StationState(),
+        )
+        for s in visible
+    ]
     return _json({"stations": stations})
 
 
@@ -283,8 +303,7 @@ async def get_station(request: web.Request) -> web.Response:
     await _require(request, station_id, None)
     station = central.registry.get(station_id)
     assert station is not None  # _station_id checked it
-    faults = await central.store.open_faults(station_id)
-    return _json(await _station_json(central, station, faults))
+    return _json(await _one_station_json(central, station))
 
 
 def _policy(value: Any, default: BootPolicy) -> BootPolicy:
@@ -331,7 +350,7 @@ async def add_station(request: web.Request) -> web.Response:
         )
     except StationExists as exc:
         raise _Problem(409, "station_exists", str(exc)) from None
-    return _json(await _station_json(central, station, []), 201)
+    return _json(await _one_station_json(central, station), 201)
 
 
 async def remove_station(request: web.Request) -> web.Response:
@@ -353,8 +372,7 @@ async def set_policy(request: web.Request) -> web.Response:
         _policy(body["policy"], BootPolicy.ACCEPTED),
         _interval(body.get("heartbeatInterval")),
     )
-    faults = await central.store.open_faults(station_id)
-    return _json(await _station_json(central, station, faults))
+    return _json(await _one_station_json(central, station))
 
 
 async def accept_station(request: web.Request) -> web.Response:
@@ -371,8 +389,7 @@ async def accept_station(request: web.Request) -> web.Response:
         trigger = {"error": type(exc).__name__, "message": exc.reason}
     station = central.registry.get(station_id)
     assert station is not None  # _station_id checked it; accept() kept it
-    faults = await central.store.open_faults(station_id)
-    return _json({"station": await _station_json(central, station, faults), "trigger": trigger})
+    return _json({"station": await _one_station_json(central, station), "trigger": trigger})
 
 
 # ----------------------------------------------------------------------- commands

@@ -300,8 +300,49 @@ _INVENTORY = (
     )""",
 )
 
+# The latest event per station and contactor, kept on write: the operator's station
+# list reads one row per contactor instead of ranking each station's whole history
+# (a station sends thousands of events a year). Filled from the history once.
+_LATEST = (
+    """
+    CREATE TABLE streetlight_status_latest (
+        station_id TEXT NOT NULL,
+        contactor_id INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        timestamp {ts} NOT NULL,
+        unexpected {bool},
+        received_at {ts} NOT NULL,
+        PRIMARY KEY (station_id, contactor_id)
+    )""",
+    """
+    INSERT INTO streetlight_status_latest
+        (station_id, contactor_id, status, timestamp, unexpected, received_at)
+    SELECT station_id, contactor_id, status, timestamp, unexpected, received_at FROM (
+        SELECT *, ROW_NUMBER() OVER (
+            PARTITION BY station_id, contactor_id ORDER BY timestamp DESC, id DESC) AS recency
+        FROM streetlight_status) AS ranked
+    WHERE recency = 1""",
+    """
+    CREATE TABLE streetlight_mode_latest (
+        station_id TEXT NOT NULL,
+        contactor_id INTEGER NOT NULL,
+        mode TEXT NOT NULL,
+        timestamp {ts} NOT NULL,
+        received_at {ts} NOT NULL,
+        PRIMARY KEY (station_id, contactor_id)
+    )""",
+    """
+    INSERT INTO streetlight_mode_latest (station_id, contactor_id, mode, timestamp, received_at)
+    SELECT station_id, contactor_id, mode, timestamp, received_at FROM (
+        SELECT *, ROW_NUMBER() OVER (
+            PARTITION BY station_id, contactor_id ORDER BY timestamp DESC, id DESC) AS recency
+        FROM streetlight_mode) AS ranked
+    WHERE recency = 1""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "command queue, organisations, webhooks, audit", _COMMAND_QUEUE),
     Migration(3, "meter inventory and shipment imports", _INVENTORY),
+    Migration(4, "latest streetlight status and mode per contactor", _LATEST),
 )

@@ -59,6 +59,7 @@ from central.storage.model import (
     ModeState,
     OpenFault,
     Station,
+    StationState,
     StatusNotification,
     StreetlightMode,
     StreetlightStatus,
@@ -276,6 +277,11 @@ class AsyncStore(AsyncCommandStoreMixin):
 
     async def current_modes(self, station_id: str) -> dict[int, ModeState]:
         return await self._call(self._store.current_modes, station_id)
+
+    async def station_states(
+        self, station_ids: Collection[str] | None = None
+    ) -> dict[str, StationState]:
+        return await self._call(self._store.station_states, station_ids)
 
     async def meter_values(
         self,

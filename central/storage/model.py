@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "OpenFault",
     "SampledValue",
     "Station",
+    "StationState",
     "StatusNotification",
     "StreetlightMode",
     "StreetlightStatus",
@@ -344,6 +345,15 @@ class ModeState:
     timestamp: datetime
     station_wide: bool
     received_at: datetime
+
+
+@dataclass
+class StationState:
+    """What a station last reported of itself: the operator's station list."""
+
+    boot: BootNotification | None = None
+    lights: dict[int, LightState] = field(default_factory=dict)
+    modes: dict[int, ModeState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

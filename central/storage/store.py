@@ -64,6 +64,7 @@ from central.storage.model import (
     ModeState,
     OpenFault,
     Station,
+    StationState,
     StatusNotification,
     StreetlightMode,
     StreetlightStatus,
@@ -149,6 +150,9 @@ class Store(Protocol):
     def open_faults(self, station_id: str | None = None) -> list[OpenFault]: ...
     def current_lights(self, station_id: str) -> dict[int, LightState]: ...
     def current_modes(self, station_id: str) -> dict[int, ModeState]: ...
+    def station_states(
+        self, station_ids: Collection[str] | None = None
+    ) -> dict[str, StationState]: ...
     def meter_values(
         self,
         station_id: str,
@@ -202,6 +206,27 @@ def _status_key(notification: StatusNotification) -> str | None:
         return None
     canonical = json.dumps(notification.to_payload(), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def modes_in_force(
+    latest: Mapping[int, tuple[str, datetime, datetime]],
+) -> dict[int, ModeState]:
+    """Per contactor 1..4, the later (by station timestamp) of the latest mode naming it
+    and the latest naming all of them (§6.7 Table 7); on a tie the contactor's own wins.
+
+    `latest` maps a contactor id (0: all of them) to (mode, timestamp, received_at).
+    """
+    station_wide = latest.get(_ALL_CONTACTORS)
+    modes: dict[int, ModeState] = {}
+    for contactor in CONTACTOR_IDS:
+        own = latest.get(contactor)
+        if own is not None and (station_wide is None or own[1] >= station_wide[1]):
+            modes[contactor] = ModeState(contactor, own[0], own[1], False, own[2])
+        elif station_wide is not None:
+            modes[contactor] = ModeState(
+                contactor, station_wide[0], station_wide[1], True, station_wide[2]
+            )
+    return modes
 
 
 class SqlStore(CommandStoreMixin):
@@ -549,43 +574,62 @@ class SqlStore(CommandStoreMixin):
         self, station_id: str, event: StreetlightStatus, *, received_at: datetime
     ) -> bool:
         """Store a §6.8 event once; False when it was already stored (a re-send)."""
+        row = (
+            station_id,
+            event.contactor_id,
+            event.status,
+            self._db.ts(event.timestamp),
+            event.unexpected,
+            self._db.ts(received_at),
+        )
         with self._db.transaction("record_streetlight_status", write=True):
             self._touch(station_id, received_at)
-            return bool(
-                self._db.run(
-                    "INSERT INTO streetlight_status (station_id, contactor_id, status, timestamp,"
-                    " unexpected, received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (
-                        station_id,
-                        event.contactor_id,
-                        event.status,
-                        self._db.ts(event.timestamp),
-                        event.unexpected,
-                        self._db.ts(received_at),
-                    ),
-                )
+            if not self._db.run(
+                "INSERT INTO streetlight_status (station_id, contactor_id, status, timestamp,"
+                " unexpected, received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                row,
+            ):
+                return False
+            self._db.run(
+                "INSERT INTO streetlight_status_latest (station_id, contactor_id, status,"
+                " timestamp, unexpected, received_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (station_id, contactor_id) DO UPDATE SET status = excluded.status,"
+                " timestamp = excluded.timestamp, unexpected = excluded.unexpected,"
+                " received_at = excluded.received_at"
+                " WHERE streetlight_status_latest.timestamp <= excluded.timestamp",
+                row,
             )
+            return True
 
     def record_streetlight_mode(
         self, station_id: str, event: StreetlightMode, *, received_at: datetime
     ) -> bool:
         """Store a §6.7 event once; False when it was already stored (a re-send)."""
         contactor = _ALL_CONTACTORS if event.contactor_id is None else event.contactor_id
+        row = (
+            station_id,
+            contactor,
+            event.mode,
+            self._db.ts(event.timestamp),
+            self._db.ts(received_at),
+        )
         with self._db.transaction("record_streetlight_mode", write=True):
             self._touch(station_id, received_at)
-            return bool(
-                self._db.run(
-                    "INSERT INTO streetlight_mode (station_id, contactor_id, mode, timestamp,"
-                    " received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (
-                        station_id,
-                        contactor,
-                        event.mode,
-                        self._db.ts(event.timestamp),
-                        self._db.ts(received_at),
-                    ),
-                )
+            if not self._db.run(
+                "INSERT INTO streetlight_mode (station_id, contactor_id, mode, timestamp,"
+                " received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                row,
+            ):
+                return False
+            self._db.run(
+                "INSERT INTO streetlight_mode_latest (station_id, contactor_id, mode, timestamp,"
+                " received_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (station_id, contactor_id) DO UPDATE SET mode = excluded.mode,"
+                " timestamp = excluded.timestamp, received_at = excluded.received_at"
+                " WHERE streetlight_mode_latest.timestamp <= excluded.timestamp",
+                row,
             )
+            return True
 
     def record_meter_values(
         self, station_id: str, meter_values: Sequence[MeterValue], *, received_at: datetime
@@ -701,56 +745,73 @@ class SqlStore(CommandStoreMixin):
             for row in rows
         ]
 
-    def _latest_per_contactor(self, table: str, columns: str, station_id: str) -> list[Row]:
-        # Latest by the station's timestamp; on a tie, the one stored last.
-        return self._db.query(
-            f"SELECT contactor_id, {columns}, received_at FROM ("
-            f" SELECT contactor_id, {columns}, received_at, ROW_NUMBER() OVER ("
-            "  PARTITION BY contactor_id ORDER BY timestamp DESC, id DESC) AS recency"
-            f" FROM {table} WHERE station_id = ?) AS ranked WHERE recency = 1",
-            (station_id,),
-        )
+    # The *_latest tables (migration 4) keep, per contactor, the latest event by the
+    # station's timestamp; on a tie the one stored last, which the upserts above get
+    # with `<=` because a new row is stored after every row already there.
 
     def current_lights(self, station_id: str) -> dict[int, LightState]:
         """Per contactor, the latest StreetlightStatusNotification."""
+        return self.station_states([station_id])[station_id].lights
+
+    def current_modes(self, station_id: str) -> dict[int, ModeState]:
+        """Per contactor 1..4, the mode in force (see `modes_in_force`)."""
+        return self.station_states([station_id])[station_id].modes
+
+    def station_states(self, station_ids: Collection[str] | None = None) -> dict[str, StationState]:
+        """Last boot, lights and modes of these stations (None: all), in three queries.
+
+        Every station asked for is in the result, with empty parts if it never
+        reported; with None, every station that ever reported any of them.
+        """
         db = self._db
-        with db.transaction("current_lights", write=False):
-            rows = self._latest_per_contactor(
-                "streetlight_status", "status, timestamp, unexpected", station_id
+        where = ""
+        params: tuple[str, ...] = ()
+        if station_ids is not None:
+            params = tuple(station_ids)
+            where = (
+                f" WHERE station_id IN ({', '.join('?' * len(params))})"
+                if params
+                else " WHERE 1 = 0"
             )
-        return {
-            int(contactor): LightState(
+        with db.transaction("station_states", write=False):
+            boots = db.query(
+                "SELECT b.station_id, b.vendor, b.model, b.station_number, b.serial_number,"
+                " b.firmware_version, b.iccid, b.imsi FROM boot_notification b JOIN ("
+                " SELECT station_id, MAX(id) AS id FROM boot_notification"
+                f"{where} GROUP BY station_id) latest ON b.id = latest.id",
+                params,
+            )
+            lights = db.query(
+                "SELECT station_id, contactor_id, status, timestamp, unexpected, received_at"
+                f" FROM streetlight_status_latest{where}",
+                params,
+            )
+            modes = db.query(
+                "SELECT station_id, contactor_id, mode, timestamp, received_at"
+                f" FROM streetlight_mode_latest{where}",
+                params,
+            )
+        states: dict[str, StationState] = {station_id: StationState() for station_id in params}
+        for station_id, *fields in boots:
+            states.setdefault(station_id, StationState()).boot = BootNotification(*fields)
+        for station_id, contactor, status, timestamp, unexpected, received_at in lights:
+            states.setdefault(station_id, StationState()).lights[int(contactor)] = LightState(
                 contactor_id=int(contactor),
                 status=status,
                 timestamp=db.from_ts(timestamp),
                 unexpected=None if unexpected is None else bool(unexpected),
                 received_at=db.from_ts(received_at),
             )
-            for contactor, status, timestamp, unexpected, received_at in rows
-        }
-
-    def current_modes(self, station_id: str) -> dict[int, ModeState]:
-        """Per contactor 1..4, the mode in force: the later (by station timestamp) of the
-        latest notification naming that contactor and the latest naming all of them
-        (§6.7 Table 7); on a tie the contactor-specific one wins."""
-        db = self._db
-        with db.transaction("current_modes", write=False):
-            rows = self._latest_per_contactor("streetlight_mode", "mode, timestamp", station_id)
-        latest = {
-            int(contactor): (mode, db.from_ts(timestamp), db.from_ts(received_at))
-            for contactor, mode, timestamp, received_at in rows
-        }
-        station_wide = latest.get(_ALL_CONTACTORS)
-        modes: dict[int, ModeState] = {}
-        for contactor in CONTACTOR_IDS:
-            own = latest.get(contactor)
-            if own is not None and (station_wide is None or own[1] >= station_wide[1]):
-                modes[contactor] = ModeState(contactor, own[0], own[1], False, own[2])
-            elif station_wide is not None:
-                modes[contactor] = ModeState(
-                    contactor, station_wide[0], station_wide[1], True, station_wide[2]
-                )
-        return modes
+        latest_modes: dict[str, dict[int, tuple[str, datetime, datetime]]] = {}
+        for station_id, contactor, mode, timestamp, received_at in modes:
+            latest_modes.setdefault(station_id, {})[int(contactor)] = (
+                mode,
+                db.from_ts(timestamp),
+                db.from_ts(received_at),
+            )
+        for station_id, latest in latest_modes.items():
+            states.setdefault(station_id, StationState()).modes = modes_in_force(latest)
+        return states
 
     def meter_values(
         self,

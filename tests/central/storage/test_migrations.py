@@ -7,10 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from central.storage import InvalidURL, SchemaTooNew, Store, open_store
+from central.storage import (
+    InvalidURL,
+    SchemaTooNew,
+    Store,
+    StreetlightMode,
+    StreetlightStatus,
+    open_store,
+)
 from central.storage._migrations import MIGRATIONS
 
-from ._helpers import T0
+from ._helpers import T0, at
 
 
 def test_versions_are_numbered_from_one() -> None:
@@ -73,3 +80,44 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_invalid_urls(url: str) -> None:
     with pytest.raises(InvalidURL):
         open_store(url)
+
+
+def test_migration_4_fills_the_latest_tables_from_the_history(store_url: str) -> None:
+    """A store with events from before schema 4 gets its current lights and modes from them."""
+    old = open_store(store_url)
+    try:
+        old.record_streetlight_status("st1", StreetlightStatus(1, "On", at(0)), received_at=at(0))
+        old.record_streetlight_status("st1", StreetlightStatus(1, "Off", at(9)), received_at=at(1))
+        old.record_streetlight_status("st1", StreetlightStatus(1, "On", at(5)), received_at=at(2))
+        old.record_streetlight_status("st1", StreetlightStatus(2, "On", at(3)), received_at=at(3))
+        old.record_streetlight_status("st1", StreetlightStatus(2, "Off", at(3)), received_at=at(4))
+        old.record_streetlight_mode(
+            "st2", StreetlightMode(None, "LocalOverride", at(1)), received_at=at(1)
+        )
+        old.record_streetlight_mode("st2", StreetlightMode(4, "Schedule", at(2)), received_at=at(2))
+        # Back to schema 3: the history stays, the tables migration 4 adds go.
+        db = old._db
+        with db.transaction("back to schema 3", write=True):
+            db.run("DROP TABLE streetlight_status_latest")
+            db.run("DROP TABLE streetlight_mode_latest")
+            db.run("DELETE FROM schema_version WHERE version = 4")
+    finally:
+        old.close()
+    new = open_store(store_url)
+    try:
+        assert new.schema_version() == len(MIGRATIONS)
+        lights = new.current_lights("st1")
+        # Latest by the station's timestamp; a tie goes to the one stored last.
+        assert {c: (s.status, s.timestamp) for c, s in lights.items()} == {
+            1: ("Off", at(9)),
+            2: ("Off", at(3)),
+        }
+        modes = new.current_modes("st2")
+        assert {c: (m.mode, m.station_wide) for c, m in modes.items()} == {
+            1: ("LocalOverride", True),
+            2: ("LocalOverride", True),
+            3: ("LocalOverride", True),
+            4: ("Schedule", False),
+        }
+    finally:
+        new.close()

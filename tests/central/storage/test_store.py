@@ -572,3 +572,63 @@ def test_boot_answers_are_each_stations_latest(store: Store) -> None:
     store.record_boot("st2", BOOT, answered=BootPolicy.ACCEPTED, received_at=at(0))
     store.record_boot("st2", BOOT, answered=BootPolicy.REJECTED, received_at=at(20))
     assert store.boot_answers() == {"st1": BootPolicy.ACCEPTED, "st2": BootPolicy.REJECTED}
+
+
+# -- latest state per contactor (kept on write, migration 4)
+
+LIGHT_EVENTS = st.builds(
+    StreetlightStatus,
+    st.integers(1, 4),
+    st.sampled_from(["On", "Off"]),
+    st.integers(-5, 5).map(at),  # few distinct times: ties are common
+    st.none() | st.booleans(),
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(events=st.lists(LIGHT_EVENTS, max_size=10))
+def test_current_lights_are_the_latest_by_timestamp_then_by_storage(
+    store: Store, events: list[StreetlightStatus]
+) -> None:
+    """The reference is the rule itself, over the events in the order they were stored."""
+    station_id = f"st-{uuid.uuid4().hex}"
+    stored = [
+        e
+        for i, e in enumerate(events)
+        if store.record_streetlight_status(station_id, e, received_at=at(i))
+    ]
+    expected: dict[int, StreetlightStatus] = {}
+    for event in stored:  # later in storage order wins a tie
+        held = expected.get(event.contactor_id)
+        if held is None or held.timestamp <= event.timestamp:
+            expected[event.contactor_id] = event
+    lights = store.current_lights(station_id)
+    assert {c: (s.status, s.timestamp, s.unexpected) for c, s in lights.items()} == {
+        c: (e.status, e.timestamp, e.unexpected) for c, e in expected.items()
+    }
+
+
+def test_station_states_cover_every_station_in_three_queries(store: Store) -> None:
+    store.record_boot("st1", BOOT, answered=BootPolicy.ACCEPTED, received_at=at(0))
+    store.record_streetlight_status("st1", StreetlightStatus(1, "On", at(1)), received_at=at(1))
+    store.record_streetlight_mode(
+        "st2", StreetlightMode(None, "LocalOverride", at(2)), received_at=at(2)
+    )
+    every = store.station_states()
+    assert set(every) == {"st1", "st2"}
+    assert every["st1"].boot == BOOT
+    assert every["st1"].lights[1].status == "On"
+    assert every["st1"].modes == {}
+    assert every["st2"].boot is None
+    assert every["st2"].lights == {}
+    assert {m.mode for m in every["st2"].modes.values()} == {"LocalOverride"}
+    assert set(every["st2"].modes) == {1, 2, 3, 4}
+    asked = store.station_states(["st2", "never-reported"])
+    assert set(asked) == {"st2", "never-reported"}
+    assert asked["never-reported"].boot is None
+    assert not asked["never-reported"].lights
+    assert store.station_states([]) == {}
