@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import os
 import random
@@ -106,6 +107,9 @@ kind = "analyser"
 name = "station"
 host = "127.0.0.1"
 port = {analyser_port}
+[firmware]
+trusted_keys = ["{trusted_key}"]
+releases_root = "{releases}"
 """
 
 MQTT = """\
@@ -234,6 +238,8 @@ async def simulators(
                 dlms_port=dlms_port,
                 p1_device=p1_device,
                 analyser_port=analyser_port,
+                trusted_key=base64.b64encode(bytes(range(32))).decode(),  # any 32 bytes
+                releases=workdir / "releases",
             )
             if mosquitto is not None:
                 devices += MQTT.format(mqtt_port=mqtt_port)

@@ -41,12 +41,15 @@ import tarfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import IO, TYPE_CHECKING, Any
 
 from firmware.errors import BundleMalformed, DigestMismatch, SignatureInvalid, VersionRefused
+
+if TYPE_CHECKING:  # imported where used: see firmware/keys.py for why
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 __all__ = [
     "FORMAT",
@@ -303,7 +306,10 @@ def inspect_bundle(path: Path) -> Manifest:
     return _read(path).manifest
 
 
-def _check_signature(contents: _Contents, trusted: Iterable[Ed25519PublicKey]) -> None:
+def _check_signature(contents: _Contents, trusted: Iterable[Ed25519PublicKey | bytes]) -> None:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     if contents.signature is None:
         raise SignatureInvalid("bundle is not signed (no manifest.sig)")
     try:
@@ -311,7 +317,8 @@ def _check_signature(contents: _Contents, trusted: Iterable[Ed25519PublicKey]) -
     except (binascii.Error, ValueError) as exc:
         raise SignatureInvalid(f"manifest.sig is not base64: {exc}") from exc
     message = contents.manifest.canonical()
-    for key in trusted:
+    for given in trusted:
+        key = Ed25519PublicKey.from_public_bytes(given) if isinstance(given, bytes) else given
         try:
             key.verify(signature, message)
         except InvalidSignature:
@@ -322,14 +329,15 @@ def _check_signature(contents: _Contents, trusted: Iterable[Ed25519PublicKey]) -
 
 def verify_bundle(
     path: Path,
-    trusted: Sequence[Ed25519PublicKey],
+    trusted: Sequence[Ed25519PublicKey | bytes],
     *,
     running_version: str | None,
     extract_to: Path | None = None,
 ) -> Manifest:
     """Check signature, version rules and every file's hash; copy the wheels out.
 
-    `running_version` None skips the `min_version` rule (operator tools). With
+    `trusted` keys may be raw 32-byte keys (a station's configuration holds
+    those). `running_version` None skips the `min_version` rule (operator tools). With
     `extract_to`, the wheels are written there while hashed; on any failure the
     partial files are removed. Raises a FirmwareError subclass.
     """

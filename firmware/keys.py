@@ -3,6 +3,13 @@
 The private key is a PKCS#8 PEM file (mode 0600), kept off the stations. A
 station trusts one or more public keys, each given as a SubjectPublicKeyInfo PEM
 block or as the raw 32-byte key in base64 (what fits on one line of rtu.toml).
+
+`cryptography` is imported only where a key is made, loaded or used, never to
+read a public key: it costs a station 7 MB of resident memory (a sixth of its
+budget) from start to stop, for a check that runs at a firmware update. An
+Ed25519 SubjectPublicKeyInfo is a fixed 12-byte DER header and the 32 key bytes
+(RFC 8410 §4), so `public_key_bytes` reads both spellings with the standard
+library, and `parse_public_key` hands the bytes to `cryptography` when wanted.
 """
 
 from __future__ import annotations
@@ -11,12 +18,15 @@ import base64
 import binascii
 import os
 from pathlib import Path
-
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING
 
 from firmware.errors import KeyInvalid
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 __all__ = [
     "PRIVATE_KEY_NAME",
@@ -25,6 +35,7 @@ __all__ = [
     "load_private_key",
     "parse_public_key",
     "public_key_base64",
+    "public_key_bytes",
     "public_key_pem",
 ]
 
@@ -34,6 +45,9 @@ PUBLIC_KEY_NAME = "firmware-signing.pub"
 
 def generate(out_dir: Path) -> tuple[Path, Path]:
     """Write a new key pair to `out_dir`; refuses to overwrite an existing private key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     out_dir.mkdir(parents=True, exist_ok=True)
     private_path = out_dir / PRIVATE_KEY_NAME
     public_path = out_dir / PUBLIC_KEY_NAME
@@ -52,17 +66,25 @@ def generate(out_dir: Path) -> tuple[Path, Path]:
 
 
 def public_key_pem(key: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     return key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode("ascii")
 
 
 def public_key_base64(key: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return base64.b64encode(raw).decode("ascii")
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
@@ -72,21 +94,37 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def parse_public_key(text: str) -> Ed25519PublicKey:
-    """A public key from PEM text or the base64 of its 32 raw bytes."""
+# SubjectPublicKeyInfo of an Ed25519 key, up to the key bytes (RFC 8410 §4, §10.1).
+_ED25519_SPKI = bytes.fromhex("302a300506032b6570032100")
+_PEM_BEGIN = "-----BEGIN PUBLIC KEY-----"
+_PEM_END = "-----END PUBLIC KEY-----"
+
+
+def public_key_bytes(text: str) -> bytes:
+    """The 32 raw bytes of a public key given as PEM text or as their base64."""
     text = text.strip()
     if text.startswith("-----BEGIN"):
+        lines = [line.strip() for line in text.splitlines()]
+        if lines[0] != _PEM_BEGIN or lines[-1] != _PEM_END:
+            raise KeyInvalid(f"not a PEM public key: expected {_PEM_BEGIN} ... {_PEM_END}")
         try:
-            key = serialization.load_pem_public_key(text.encode("ascii"))
-        except (ValueError, UnicodeEncodeError, UnsupportedAlgorithm) as exc:
+            der = base64.b64decode("".join(lines[1:-1]), validate=True)
+        except (binascii.Error, ValueError) as exc:
             raise KeyInvalid(f"not a PEM public key: {exc}") from exc
-        if not isinstance(key, Ed25519PublicKey):
+        if len(der) != len(_ED25519_SPKI) + 32 or not der.startswith(_ED25519_SPKI):
             raise KeyInvalid("the PEM public key is not an Ed25519 key")
-        return key
+        return der[len(_ED25519_SPKI) :]
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise KeyInvalid(f"neither PEM nor base64: {exc}") from exc
     if len(raw) != 32:
         raise KeyInvalid(f"a raw Ed25519 public key has 32 bytes, not {len(raw)}")
-    return Ed25519PublicKey.from_public_bytes(raw)
+    return raw
+
+
+def parse_public_key(text: str) -> Ed25519PublicKey:
+    """A public key from PEM text or the base64 of its 32 raw bytes."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    return Ed25519PublicKey.from_public_bytes(public_key_bytes(text))

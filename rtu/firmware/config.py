@@ -23,10 +23,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from firmware.errors import KeyInvalid
-from firmware.keys import parse_public_key
+from firmware.keys import public_key_bytes
 from rtu.config import Config, Problems, TableReader
 
 __all__ = ["FirmwareConfig", "firmware_config", "read_firmware"]
@@ -34,7 +32,7 @@ __all__ = ["FirmwareConfig", "firmware_config", "read_firmware"]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class FirmwareConfig:
-    trusted_keys: tuple[Ed25519PublicKey, ...]
+    trusted_keys: tuple[bytes, ...]  # raw Ed25519 public keys (see firmware/keys.py)
     releases_root: Path
     confirm_timeout: float
     max_crashes: int
@@ -47,10 +45,10 @@ class FirmwareConfig:
 
 
 def read_firmware(t: TableReader) -> FirmwareConfig:
-    keys: list[Ed25519PublicKey] = []
+    keys: list[bytes] = []
     for index, text in enumerate(t.string_list("trusted_keys", ())):
         try:
-            keys.append(parse_public_key(text))
+            keys.append(public_key_bytes(text))
         except KeyInvalid as exc:
             t.error(f"trusted_keys[{index}]", exc.reason)
     for index, name in enumerate(t.string_list("trusted_key_files", ())):
@@ -59,7 +57,7 @@ def read_firmware(t: TableReader) -> FirmwareConfig:
             t.error(f"trusted_key_files[{index}]", "must be an absolute path")
             continue
         try:
-            keys.append(parse_public_key(path.read_text(encoding="ascii")))
+            keys.append(public_key_bytes(path.read_text(encoding="ascii")))
         except (OSError, UnicodeDecodeError) as exc:
             t.error(f"trusted_key_files[{index}]", f"cannot read {path}: {exc}")
         except KeyInvalid as exc:

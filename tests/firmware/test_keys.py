@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 
 from firmware.errors import KeyInvalid
 from firmware.keys import (
@@ -12,6 +16,7 @@ from firmware.keys import (
     load_private_key,
     parse_public_key,
     public_key_base64,
+    public_key_bytes,
     public_key_pem,
 )
 
@@ -56,3 +61,54 @@ def test_a_private_key_file_that_is_not_ed25519_is_refused(tmp_path: Path) -> No
     bad.write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
     with pytest.raises(KeyInvalid):
         load_private_key(bad)
+
+
+def _pem(key: ed25519.Ed25519PublicKey | ed448.Ed448PublicKey | ec.EllipticCurvePublicKey) -> str:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def test_the_standard_library_reading_agrees_with_cryptography() -> None:
+    """`public_key_bytes` reads PEM without `cryptography`: its answer must be the same key."""
+    for _ in range(20):
+        key = ed25519.Ed25519PrivateKey.generate().public_key()
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        assert public_key_bytes(_pem(key)) == raw
+        assert public_key_bytes("\n  " + _pem(key).replace("\n", "\r\n") + "  ") == raw
+        assert public_key_bytes(public_key_base64(key)) == raw
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        ed448.Ed448PrivateKey.generate().public_key(),
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+    ],
+    ids=["ed448", "p256"],
+)
+def test_a_pem_key_of_another_algorithm_is_refused(
+    other: ed448.Ed448PublicKey | ec.EllipticCurvePublicKey,
+) -> None:
+    with pytest.raises(KeyInvalid, match="not an Ed25519 key"):
+        public_key_bytes(_pem(other))
+
+
+def test_a_pem_block_of_another_kind_is_refused() -> None:
+    private = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    with pytest.raises(KeyInvalid, match="BEGIN PUBLIC KEY"):
+        public_key_bytes(private.decode())
+
+
+def test_the_daemon_and_its_firmware_config_do_without_cryptography() -> None:
+    """7 MB of resident memory, paid only when an update is verified (firmware/keys.py)."""
+    code = (
+        "import sys, rtu.daemon, rtu.firmware.agent, rtu.firmware.config, firmware.keys;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'cryptography'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

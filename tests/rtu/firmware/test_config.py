@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware.keys import public_key_base64, public_key_pem
@@ -49,7 +50,8 @@ def test_keys_as_base64_and_pem_file_and_defaults(tmp_path: Path) -> None:
     check_device_sections(config)
     firmware = firmware_config(config)
     assert firmware is not None
-    assert len(firmware.trusted_keys) == 2
+    raw = KEY.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert firmware.trusted_keys == (raw, raw)  # both spellings, the same 32 bytes
     assert firmware.releases_root == Path("/opt/rtu")
     assert (firmware.confirm_timeout, firmware.max_crashes) == (600.0, 3)
     assert firmware.installer == "venv"
