@@ -171,9 +171,20 @@ def _limit_arg(request: web.Request, default: int) -> int:
     return int(text)
 
 
-def _station_id(request: web.Request) -> str:
+async def _station_id(request: web.Request) -> str:
+    """The station the route names; 404 if unknown, but only to the administrator.
+
+    An organisation gets the same 403 for a station that does not exist as for one
+    it has no right at all on, so it cannot probe which station ids are in use.
+    """
     station_id = request.match_info["station_id"]
-    if request.app[_SERVER_KEY].registry.get(station_id) is None:
+    central = request.app[_SERVER_KEY]
+    principal = _principal_of(request)
+    if principal.organisation is not None:
+        owner, granted = await central.store.station_rights(principal.organisation, station_id)
+        if not owner and not granted:
+            raise Forbidden(principal, station_id, ())
+    if central.registry.get(station_id) is None:
         raise UnknownStation(station_id)
     return station_id
 
@@ -299,7 +310,7 @@ async def list_stations(request: web.Request) -> web.Response:
 
 async def get_station(request: web.Request) -> web.Response:
     central = request.app[_SERVER_KEY]
-    station_id = _station_id(request)
+    station_id = await _station_id(request)
     await _require(request, station_id, None)
     station = central.registry.get(station_id)
     assert station is not None  # _station_id checked it
@@ -356,14 +367,14 @@ async def add_station(request: web.Request) -> web.Response:
 async def remove_station(request: web.Request) -> web.Response:
     _admin_only(request)
     central = request.app[_SERVER_KEY]
-    await central.remove_station(_station_id(request))
+    await central.remove_station(await _station_id(request))
     return web.Response(status=204)
 
 
 async def set_policy(request: web.Request) -> web.Response:
     _admin_only(request)
     central = request.app[_SERVER_KEY]
-    station_id = _station_id(request)
+    station_id = await _station_id(request)
     body = await _body(request)
     if "policy" not in body:
         raise _Problem(400, "bad_request", "policy: required")
@@ -378,7 +389,7 @@ async def set_policy(request: web.Request) -> web.Response:
 async def accept_station(request: web.Request) -> web.Response:
     _admin_only(request)
     central = request.app[_SERVER_KEY]
-    station_id = _station_id(request)
+    station_id = await _station_id(request)
     body = await _body(request)
     trigger: dict[str, Any] | None
     try:
@@ -456,7 +467,7 @@ async def _submit(request: web.Request, submission: Submission) -> CommandRecord
 
 async def send_command(request: web.Request) -> web.Response:
     central = request.app[_SERVER_KEY]
-    station_id = _station_id(request)
+    station_id = await _station_id(request)
     action = request.match_info["action"]
     body = await _body(request)
     try:
@@ -523,7 +534,7 @@ def _operations_field(body: dict[str, Any]) -> tuple[Operation, ...]:
 
 
 async def submit_request(request: web.Request) -> web.Response:
-    station_id = _station_id(request)
+    station_id = await _station_id(request)
     body = await _body(request)
     unknown = set(body) - {
         "operations",
@@ -638,23 +649,23 @@ async def add_token(request: web.Request) -> web.Response:
     return _json({"organisation": name, "token": token}, 201)
 
 
-def _org_station_change(request: web.Request) -> tuple[str, str, bool]:
+async def _org_station_change(request: web.Request) -> tuple[str, str, bool]:
     _admin_only(request)
     return (
         request.match_info["name"],
-        _station_id(request),
+        await _station_id(request),
         request.method == "PUT",
     )
 
 
 async def set_owner(request: web.Request) -> web.Response:
-    name, station_id, owned = _org_station_change(request)
+    name, station_id, owned = await _org_station_change(request)
     await request.app[_SERVER_KEY].store.set_owner(name, station_id, owned=owned)
     return web.Response(status=204)
 
 
 async def set_grant(request: web.Request) -> web.Response:
-    name, station_id, granted = _org_station_change(request)
+    name, station_id, granted = await _org_station_change(request)
     try:
         right = Right(request.match_info["right"])
     except ValueError:
@@ -732,7 +743,7 @@ def _event_json(event: Event) -> dict[str, Any]:
 
 async def list_events(request: web.Request) -> web.Response:
     central = request.app[_SERVER_KEY]
-    station_id = _station_id(request)
+    station_id = await _station_id(request)
     await _require(request, station_id, Right.READ)
     now = central.wall()
     until = _time_arg(request, "to", now + timedelta(seconds=1))
@@ -765,7 +776,7 @@ def _sample_json(sample: MeterSample) -> dict[str, Any]:
 
 async def list_meter_values(request: web.Request) -> web.Response:
     central = request.app[_SERVER_KEY]
-    station_id = _station_id(request)
+    station_id = await _station_id(request)
     await _require(request, station_id, Right.READ)
     now = central.wall()
     until = _time_arg(request, "to", now + timedelta(seconds=1))
@@ -782,7 +793,7 @@ async def list_meter_values(request: web.Request) -> web.Response:
 
 async def list_files(request: web.Request) -> web.Response:
     central = request.app[_SERVER_KEY]
-    station_id = _station_id(request)
+    station_id = await _station_id(request)
     await _require(request, station_id, Right.READ)
     files = await central.store.uploaded_files(station_id, request.query.get("requestId"))
     return _json(
@@ -892,5 +903,6 @@ def build_app(central: CentralServer, dispatcher: Dispatcher) -> web.Application
         admin_only=_admin_only,
         require=_require,
         actor=lambda request: _principal_of(request).actor,
+        station=_station_id,
     )
     return app

@@ -76,6 +76,9 @@ class _Guards:
     admin_only: AdminOnly
     require: Require
     actor: Callable[[web.Request], str]  # who the audit trail names
+    # The station the route names: UnknownStation (404) for the administrator, and the
+    # same 403 as for a station it may not see for an organisation (no probing ids).
+    station: Callable[[web.Request], Awaitable[str]]
 
 
 _CENTRAL = web.AppKey("inventory_central", CentralServer)
@@ -128,15 +131,6 @@ async def _json_body(request: web.Request) -> dict[str, Any] | web.Response:
     if not isinstance(data, dict):
         return _problem(400, "bad_json", "the body must be a JSON object")
     return data
-
-
-def _station(request: web.Request) -> str | None:
-    station_id = request.match_info["station_id"]
-    return station_id if request.app[_CENTRAL].registry.get(station_id) is not None else None
-
-
-def _unknown_station(station_id: str) -> web.Response:
-    return _problem(404, "unknown_station", str(UnknownStation(station_id)))
 
 
 # ----------------------------------------------------------------------- shipments
@@ -203,9 +197,7 @@ async def import_shipment(request: web.Request) -> web.Response:
 
 # ----------------------------------------------------------------------- meters
 async def list_meters(request: web.Request) -> web.Response:
-    station_id = _station(request)
-    if station_id is None:
-        return _unknown_station(request.match_info["station_id"])
+    station_id = await request.app[_GUARDS].station(request)
     await request.app[_GUARDS].require(request, station_id, None)
     meters = await request.app[_CENTRAL].store.list_meters(station_id)
     return _json({"station": station_id, "meters": [meter_json(m) for m in meters]})
@@ -213,9 +205,7 @@ async def list_meters(request: web.Request) -> web.Response:
 
 async def add_meter(request: web.Request) -> web.Response:
     central = request.app[_CENTRAL]
-    station_id = _station(request)
-    if station_id is None:
-        return _unknown_station(request.match_info["station_id"])
+    station_id = await request.app[_GUARDS].station(request)
     await request.app[_GUARDS].require(request, station_id, Right.CONFIGURE)
     body = await _json_body(request)
     if isinstance(body, web.Response):
@@ -237,9 +227,7 @@ async def add_meter(request: web.Request) -> web.Response:
 
 async def set_meter_status(request: web.Request) -> web.Response:
     central = request.app[_CENTRAL]
-    station_id = _station(request)
-    if station_id is None:
-        return _unknown_station(request.match_info["station_id"])
+    station_id = await request.app[_GUARDS].station(request)
     await request.app[_GUARDS].require(request, station_id, Right.CONFIGURE)
     body = await _json_body(request)
     if isinstance(body, web.Response):
@@ -292,9 +280,7 @@ def _status_of(exc: Exception, table: dict[Any, tuple[int, str]]) -> tuple[int, 
 
 async def run_service(request: web.Request) -> web.Response:
     central = request.app[_CENTRAL]
-    station_id = _station(request)
-    if station_id is None:
-        return _unknown_station(request.match_info["station_id"])
+    station_id = await request.app[_GUARDS].station(request)
     name = request.match_info["service"]
     entry = SERVICES.get(name)
     if entry is None:
@@ -340,11 +326,12 @@ def add_routes(
     admin_only: AdminOnly,
     require: Require,
     actor: Callable[[web.Request], str],
+    station: Callable[[web.Request], Awaitable[str]],
 ) -> None:
     """Register the inventory and service routes on the API app (from `build_app`, which
     hands over its access checks)."""
     app[_CENTRAL] = central
-    app[_GUARDS] = _Guards(admin_only, require, actor)
+    app[_GUARDS] = _Guards(admin_only, require, actor, station)
     routes: list[tuple[str, str, Callable[[web.Request], Any]]] = [
         ("POST", "/api/shipments", import_shipment),
         ("GET", "/api/stations/{station_id}/meters", list_meters),

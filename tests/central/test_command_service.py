@@ -355,6 +355,22 @@ def test_an_organisation_without_the_right_gets_403_and_nothing_is_sent(
                 for path in ("/api/stations/SUBS207", "/api/stations/SUBS207/events"):
                     status, body = await reader.request("GET", path)
                     assert (status, body["error"]) == (403, "forbidden"), path
+                # A station that does not exist looks exactly like one it may not see:
+                # an organisation cannot probe which ids are in use.
+                answers = []
+                for station_id in ("SUBS207", "NO-SUCH-STATION"):
+                    for method, path in (
+                        ("GET", f"/api/stations/{station_id}"),
+                        ("POST", f"/api/stations/{station_id}/commands/Reset"),
+                        ("POST", f"/api/stations/{station_id}/requests"),
+                        ("GET", f"/api/stations/{station_id}/meters"),
+                    ):
+                        status, body = await reader.request(method, path, {"action": "Reset"})
+                        answers.append((status, body["error"], body.get("missing")))
+                assert answers[:4] == answers[4:]
+                assert {a[0] for a in answers} == {403}
+                status, body = await admin.request("GET", "/api/stations/NO-SUCH-STATION")
+                assert status == 404  # the administrator is told
                 status, body = await reader.request("POST", "/api/stations", {"id": "X"})
                 assert status == 403
                 status, body = await reader.request("GET", "/api/requests")
