@@ -46,7 +46,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from central.errors import (
@@ -153,6 +153,10 @@ def retryable(exc: CommandError) -> bool:
     if isinstance(exc, StationNotConnected | CommandTimeout):
         return True
     return isinstance(exc, CommandRejected) and exc.code == "InternalError"
+
+
+# A station connected before the dispatcher started: its connection waives no backoff.
+_CONNECTED_BEFORE_START = datetime.min.replace(tzinfo=UTC)
 
 
 def _candidate(record: CommandRecord) -> Candidate:
@@ -383,9 +387,9 @@ class Dispatcher:
         # 10,000 stations reconnecting after a restart must not cost 10,000² steps.
         waiting = {c.station_id for c in self._queued.values()}
         connected = {
-            sid: self._connected_since[sid]
+            sid: self._connected_since.get(sid, _CONNECTED_BEFORE_START)
             for sid in waiting
-            if sid in self._connected_since and self.central.connected(sid)
+            if self.central.connected(sid)
         }
         decision = plan(
             self._queued.values(),

@@ -10,6 +10,11 @@ repeatedly asks `plan(...)` what to do *now*:
   backoff has run out — or the station has connected since the last attempt
   failed: the usual reason for a retry (station offline) is gone, so waiting for
   the rest of the backoff would only add latency;
+- a command already tried once waits for its station to be connected: the first
+  attempt against an absent station records why the command waits
+  (`station_offline`), but retrying into the void would spend its attempts, and a
+  station away for longer than the backoff series would see its commands fail.
+  Its next connection wakes the dispatcher; only the deadline limits the wait;
 - per station at most one command is in flight: of a station's due commands the
   highest priority runs first (0..9, higher first, OSGP's rule), FIFO (submission
   order, `seq`) within one priority;
@@ -69,8 +74,8 @@ class CommandStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class QueuePolicy:
-    """Limits of the queue. Defaults: up to 6 attempts over about 5 minutes
-    (0, 10, 30, 70, 150, 310 s) unless the station connects meanwhile."""
+    """Limits of the queue. Defaults: up to 6 attempts, 10 s doubling to 10 min apart;
+    attempts after the first happen only while the station is connected."""
 
     max_in_flight: int = 16
     max_attempts: int = 6
@@ -126,8 +131,9 @@ def plan(
     """What to start and expire now, and when to look again.
 
     `busy_stations`: stations with a command in flight; `in_flight`: how many
-    commands are in flight over all stations; `connected_since`: when each
-    connected station's current connection started.
+    commands are in flight over all stations; `connected_since`: every connected
+    station (of those with queued commands), with when its current connection
+    started (`datetime.min` in UTC if that is not known).
     """
     expire: list[Candidate] = []
     best: dict[str, Candidate] = {}
@@ -146,6 +152,8 @@ def plan(
         if candidate.schedule_time is not None and candidate.schedule_time > now:
             wake(candidate.schedule_time)
             continue
+        if candidate.last_attempt_at is not None and candidate.station_id not in connected_since:
+            continue  # its station's next connection wakes the dispatcher
         retry_at = candidate.retry_at
         if (
             retry_at is not None

@@ -116,6 +116,30 @@ async def _attempted(api: Api, cid: str) -> bool:
     return bool(command["attempts"] == 1 and command["retryAt"] is not None)
 
 
+def test_a_station_away_longer_than_every_backoff_still_gets_its_command(
+    tmp_path: Path,
+) -> None:
+    """Attempts after the first wait for the station: absence spends none of them."""
+    eager = QueuePolicy(max_attempts=2, backoff_base=timedelta(seconds=0.05 * UNIT))
+
+    async def scenario() -> None:
+        async with central_with(tmp_path, queue=eager) as (central, api):
+            await api.add_station("SUBS209")
+            cid = await submit(api, "SUBS209", {"action": "Reset", "payload": {}})
+            await eventually(lambda: _attempted(api, cid), timeout=10 * UNIT)
+            await asyncio.sleep(1.0 * UNIT)  # twenty backoffs: two attempts would be spent
+            waiting = await fetch(api, cid)
+            assert (waiting["status"], waiting["attempts"]) == ("queued", 1)
+            assert waiting["operations"][0]["error"]["error"] == "station_offline"
+            async with scripted_station(central.ws_url, "SUBS209") as st:
+                await st.boot()
+                done = await until_status(api, cid, "done")
+            assert done["attempts"] == 2
+            assert [a for a, _ in st.calls_received] == ["Reset"]
+
+    run(scenario(), timeout=60 * UNIT)
+
+
 def test_a_scheduled_command_survives_a_restart_and_runs_no_earlier_than_its_time(
     tmp_path: Path,
 ) -> None:
@@ -476,8 +500,8 @@ def test_a_command_interrupted_by_a_restart_runs_again_unless_it_bypassed_retry(
             async with scripted_station(central.ws_url, "SUBS210") as first:
                 await first.boot()
                 done = await until_status(api, again, "done")
-            # Interrupted, tried while the station was away, then run on its return.
-            assert done["attempts"] == 3
+            # Interrupted, then run on its return: no attempt spent while it was away.
+            assert done["attempts"] == 2
             assert [a for a, _ in first.calls_received] == ["Reset"]
 
     run(scenario(), timeout=60 * UNIT)

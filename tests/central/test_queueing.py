@@ -59,6 +59,8 @@ def _due(c: Candidate, now: datetime, connected_since: dict[str, datetime]) -> b
         return False
     if c.schedule_time is not None and c.schedule_time > now:
         return False
+    if c.last_attempt_at is not None and c.station_id not in connected_since:
+        return False  # tried once: waits for its station to connect
     since = connected_since.get(c.station_id)
     waived = since is not None and c.last_attempt_at is not None and c.last_attempt_at < since
     return c.retry_at is None or c.retry_at <= now or waived
@@ -163,10 +165,14 @@ def test_a_connection_after_the_last_attempt_waives_the_backoff() -> None:
     offline = plan([waiting], now=at(0), busy_stations=(), in_flight=0, policy=policy,
                    connected_since={})  # fmt: skip
     assert offline.start == ()
-    assert offline.wake_at == at(300)
+    assert offline.wake_at is None  # no retry into the void: its connection wakes us
+    later = plan([waiting], now=at(400), busy_stations=(), in_flight=0, policy=policy,
+                 connected_since={})  # fmt: skip
+    assert later.start == ()  # still absent after the backoff: still waiting
     earlier = plan([waiting], now=at(0), busy_stations=(), in_flight=0, policy=policy,
                    connected_since={"S1": at(-20)})  # fmt: skip
     assert earlier.start == ()  # connected before the failure: the backoff stands
+    assert earlier.wake_at == at(300)
     reconnected = plan([waiting], now=at(0), busy_stations=(), in_flight=0, policy=policy,
                        connected_since={"S1": at(-5)})  # fmt: skip
     assert reconnected.start == (waiting,)
