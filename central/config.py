@@ -11,8 +11,12 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from central.queueing import QueuePolicy
+from central.webhooks import WebhookPolicy
 
 __all__ = ["ApiConfig", "CentralConfig", "ConfigError", "ListenConfig", "load_config"]
 
@@ -69,6 +73,8 @@ class CentralConfig:
     data_dir: Path
     command_timeout: float = 30.0
     log_level: str = "INFO"
+    queue: QueuePolicy = dataclasses.field(default_factory=QueuePolicy)
+    webhooks: WebhookPolicy = dataclasses.field(default_factory=WebhookPolicy)
 
 
 def _table(doc: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -104,6 +110,52 @@ def _path(table: Mapping[str, Any], prefix: str, key: str, base: Path) -> Path |
     return path if path.is_absolute() else base / path
 
 
+def _at_least_one(table: Mapping[str, Any], prefix: str, key: str, default: int) -> int:
+    value: int = _get(table, prefix, key, int, default)
+    if value < 1:
+        raise ConfigError(f"{prefix}.{key}", f"must be at least 1, got {value}")
+    return value
+
+
+def _retry(
+    table: Mapping[str, Any], prefix: str, base: timedelta, cap: timedelta
+) -> tuple[timedelta, timedelta]:
+    """`retry_base` and `retry_cap` in seconds: the first wait, doubling up to the cap."""
+    base_s = _get(table, prefix, "retry_base", float, base.total_seconds())
+    cap_s = _get(table, prefix, "retry_cap", float, cap.total_seconds())
+    if base_s <= 0:
+        raise ConfigError(f"{prefix}.retry_base", "must be positive")
+    if cap_s < base_s:
+        raise ConfigError(f"{prefix}.retry_cap", f"must be at least retry_base ({base_s:g} s)")
+    return timedelta(seconds=base_s), timedelta(seconds=cap_s)
+
+
+def _queue_policy(table: Mapping[str, Any]) -> QueuePolicy:
+    default = QueuePolicy()
+    base, cap = _retry(table, "commands", default.backoff_base, default.backoff_cap)
+    return QueuePolicy(
+        max_in_flight=_at_least_one(table, "commands", "max_in_flight", default.max_in_flight),
+        max_attempts=_at_least_one(table, "commands", "max_attempts", default.max_attempts),
+        backoff_base=base,
+        backoff_cap=cap,
+    )
+
+
+def _webhook_policy(table: Mapping[str, Any]) -> WebhookPolicy:
+    _check_keys(table, "webhooks", {"timeout", "max_attempts", "retry_base", "retry_cap"})
+    default = WebhookPolicy()
+    base, cap = _retry(table, "webhooks", default.backoff_base, default.backoff_cap)
+    timeout = _get(table, "webhooks", "timeout", float, default.timeout)
+    if timeout <= 0:
+        raise ConfigError("webhooks.timeout", "must be positive")
+    return WebhookPolicy(
+        max_attempts=_at_least_one(table, "webhooks", "max_attempts", default.max_attempts),
+        backoff_base=base,
+        backoff_cap=cap,
+        timeout=timeout,
+    )
+
+
 def load_config(path: Path) -> CentralConfig:
     """Read and validate `path`; relative file paths are relative to the file's directory."""
     try:
@@ -113,7 +165,7 @@ def load_config(path: Path) -> CentralConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
     base = path.resolve().parent
-    _check_keys(doc, "", {"listen", "api", "storage", "files", "commands", "logging"})
+    _check_keys(doc, "", {"listen", "api", "storage", "files", "commands", "webhooks", "logging"})
     listen_t = _table(doc, "listen")
     _check_keys(
         listen_t,
@@ -159,10 +211,16 @@ def load_config(path: Path) -> CentralConfig:
     if data_dir is None:
         raise ConfigError("files.data_dir", "required")
     commands_t = _table(doc, "commands")
-    _check_keys(commands_t, "commands", {"timeout"})
+    _check_keys(
+        commands_t,
+        "commands",
+        {"timeout", "max_in_flight", "max_attempts", "retry_base", "retry_cap"},
+    )
     timeout = _get(commands_t, "commands", "timeout", float, 30.0)
     if timeout <= 0:
         raise ConfigError("commands.timeout", "must be positive")
+    queue = _queue_policy(commands_t)
+    webhooks = _webhook_policy(_table(doc, "webhooks"))
     logging_t = _table(doc, "logging")
     _check_keys(logging_t, "logging", {"level"})
     level = _get(logging_t, "logging", "level", str, "INFO").upper()
@@ -175,4 +233,6 @@ def load_config(path: Path) -> CentralConfig:
         data_dir=data_dir,
         command_timeout=timeout,
         log_level=level,
+        queue=queue,
+        webhooks=webhooks,
     )

@@ -43,15 +43,16 @@ class CentralService:
         config: CentralConfig,
         *,
         services: ServiceRegistry | None = None,
-        queue: QueuePolicy = QueuePolicy(),  # noqa: B008 (frozen)
-        webhooks: WebhookPolicy = WebhookPolicy(),  # noqa: B008 (frozen)
+        queue: QueuePolicy | None = None,
+        webhooks: WebhookPolicy | None = None,
     ) -> None:
         """`services`: the named operations requests may use beside the 13 OS³P
-        actions (`central.operations`); by default the meter-read services."""
+        actions (`central.operations`); by default the meter-read services.
+        `queue` and `webhooks` override the configuration's policies (tests)."""
         self.config = config
         self._services = service_registry() if services is None else services
-        self._queue = queue
-        self._webhooks = webhooks
+        self._queue = config.queue if queue is None else queue
+        self._webhooks = config.webhooks if webhooks is None else webhooks
         self._store: AsyncStore | None = None
         self._verifier: AsyncStore | None = None
         self._server: CentralServer | None = None
