@@ -23,7 +23,6 @@ stations reconnect without a BootNotification when nothing changed (§3.3).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import secrets
@@ -31,7 +30,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from central.logs import log_event
-from central.storage import AsyncStore, BootPolicy, Station, UnknownStation
+from central.storage import AsyncStore, BootPolicy, Station, UnknownStation, passwords
 
 __all__ = ["Registry"]
 
@@ -47,18 +46,24 @@ class Registry:
         clock: Callable[[], datetime],
         *,
         verifier: AsyncStore | None = None,
+        credential_key: bytes | None = None,
     ) -> None:
+        """`credential_key`: the key of the credential cache that outlives a restart
+        (central/storage/passwords.py); None remembers for this process only."""
         self._store = store
         self._verifier = verifier or store
         self._clock = clock
         self._stations: dict[str, Station] = {}
         self._answered: dict[str, BootPolicy] = {}  # answer to each station's last boot
-        self._verified: dict[str, bytes] = {}
-        self._key = secrets.token_bytes(32)
+        self._verified: dict[str, str] = {}  # station → digest of its checked password
+        self._persistent = credential_key is not None
+        self._key = secrets.token_bytes(32) if credential_key is None else credential_key
 
     async def load(self) -> None:
         self._stations = {s.station_id: s for s in await self._store.list_stations()}
         self._answered = await self._store.boot_answers()
+        if self._persistent:
+            self._verified = await self._store.remembered_credentials()
 
     # -------------------------------------------------------------- StationGate
     def is_known(self, station_id: str) -> bool:
@@ -79,11 +84,12 @@ class Registry:
         if password is None:
             log_event(log, logging.WARNING, "refused_credentials", station=station_id, http=401)
             return False
-        digest = hmac.digest(self._key, password.encode(), hashlib.sha256)
+        digest = passwords.credential_digest(self._key, station_id, password)
         remembered = self._verified.get(station_id)
         if remembered is not None and hmac.compare_digest(remembered, digest):
             return True
-        if await self._verifier.verify_password(station_id, password):
+        remember = digest if self._persistent else None
+        if await self._verifier.verify_password(station_id, password, remember=remember):
             self._verified[station_id] = digest
             return True
         log_event(log, logging.WARNING, "refused_credentials", station=station_id, http=401)

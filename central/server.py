@@ -47,7 +47,7 @@ from central.liveness import LivenessWriter
 from central.logs import log_event
 from central.metrics import Metrics
 from central.registry import Registry
-from central.storage import AsyncStore, BootPolicy, Station, StorageError
+from central.storage import AsyncStore, BootPolicy, Station, StorageError, passwords
 from os3p.connection import Connection
 from os3p.errors import ErrorCode
 from os3p.messages import MessageTrigger, TriggerMessageRequest, TriggerMessageResponse
@@ -58,6 +58,9 @@ from os3p.validation import Validator
 __all__ = ["CentralServer", "StationLink", "cert_matches", "cert_names", "server_ssl_context"]
 
 log = logging.getLogger(__name__)
+
+# In the data directory: the key of the credential cache (central/storage/passwords.py).
+CREDENTIAL_KEY_FILE = "credential-cache.key"
 
 # How long a Rejected station's answer may take to leave before we close anyway.
 _REJECT_FLUSH_TIMEOUT = 5.0
@@ -176,7 +179,12 @@ class CentralServer:
         self.config = config
         self.store = store
         self.wall = wall
-        self.registry = Registry(store, wall, verifier=verifier)
+        self.registry = Registry(
+            store,
+            wall,
+            verifier=verifier,
+            credential_key=passwords.load_or_create_key(config.data_dir / CREDENTIAL_KEY_FILE),
+        )
         self.links: dict[str, StationLink] = {}
         self.metrics = Metrics(lambda: len(self.links))
         self.validator = Validator()

@@ -340,9 +340,21 @@ _LATEST = (
     WHERE recency = 1""",
 )
 
+# Passwords that passed scrypt, remembered as a keyed digest (central/storage/passwords.py,
+# "the credential cache"), each bound to the scrypt hash it was checked against.
+_CREDENTIALS = (
+    """
+    CREATE TABLE station_credential (
+        station_id TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        digest TEXT NOT NULL
+    )""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "command queue, organisations, webhooks, audit", _COMMAND_QUEUE),
     Migration(3, "meter inventory and shipment imports", _INVENTORY),
     Migration(4, "latest streetlight status and mode per contactor", _LATEST),
+    Migration(5, "remembered station credentials", _CREDENTIALS),
 )

@@ -177,8 +177,15 @@ class AsyncStore(AsyncCommandStoreMixin):
     async def set_cert_identity(self, station_id: str, cert_identity: str | None) -> Station:
         return await self._call(self._store.set_cert_identity, station_id, cert_identity)
 
-    async def verify_password(self, station_id: str, password: str) -> bool:
-        return await self._call(self._store.verify_password, station_id, password)
+    async def verify_password(
+        self, station_id: str, password: str, *, remember: str | None = None
+    ) -> bool:
+        return await self._call(
+            self._store.verify_password, station_id, password, remember=remember
+        )
+
+    async def remembered_credentials(self) -> dict[str, str]:
+        return await self._call(self._store.remembered_credentials)
 
     # -- liveness and connection state
 

@@ -16,8 +16,15 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["ScryptParams", "hash_password", "verify_password"]
+__all__ = [
+    "ScryptParams",
+    "credential_digest",
+    "hash_password",
+    "load_or_create_key",
+    "verify_password",
+]
 
 _SCHEME = "scrypt"
 _SALT_BYTES = 16
@@ -84,3 +91,48 @@ def verify_password(password: str, encoded: str) -> bool:
     except (ValueError, KeyError):
         return False
     return hmac.compare_digest(_derive(password, salt, params), expected)
+
+
+# --- the credential cache ---------------------------------------------------------
+#
+# After a central restart every station reconnects at once, and 10,000 scrypt checks
+# are ~500 CPU-seconds: minutes before the last station is let in. So a password that
+# passed scrypt is also remembered as HMAC-SHA256(key, station id, password), keyed
+# with a secret kept in a file beside the data, not in the database, and bound to the
+# scrypt hash it was checked against (a new password forgets it). A reconnect then
+# costs one HMAC. The price: whoever holds both the database and the key file can test
+# guesses at HMAC speed instead of scrypt speed. Machine-made station passwords (the
+# shipment import makes 128-bit ones) do not care; a fleet with human-chosen passwords
+# should keep the key file on other storage than the database, or use certificates.
+
+_KEY_BYTES_CACHE = 32
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The credential cache's key: 32 random bytes in `path` (mode 0600), made if absent.
+
+    A file of the wrong size is replaced: the remembered digests then stop matching
+    and each station pays one scrypt check again, which is all a lost key costs.
+    """
+    try:
+        key = path.read_bytes()
+        if len(key) == _KEY_BYTES_CACHE:
+            return key
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = os.urandom(_KEY_BYTES_CACHE)
+    partial = path.with_name(path.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as stream:
+        stream.write(key)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(partial, path)
+    return key
+
+
+def credential_digest(key: bytes, station_id: str, password: str) -> str:
+    """What the cache remembers of a checked password (hex)."""
+    message = station_id.encode("utf-8") + b"\0" + password.encode("utf-8")
+    return hmac.digest(key, message, hashlib.sha256).hex()

@@ -106,7 +106,10 @@ class Store(Protocol):
     def set_enabled(self, station_id: str, enabled: bool) -> Station: ...
     def set_password(self, station_id: str, password: str | None) -> None: ...
     def set_cert_identity(self, station_id: str, cert_identity: str | None) -> Station: ...
-    def verify_password(self, station_id: str, password: str) -> bool: ...
+    def verify_password(
+        self, station_id: str, password: str, *, remember: str | None = None
+    ) -> bool: ...
+    def remembered_credentials(self) -> dict[str, str]: ...
 
     # -- liveness and connection state
     def record_heartbeat(self, station_id: str, *, received_at: datetime) -> None: ...
@@ -373,11 +376,15 @@ class SqlStore(CommandStoreMixin):
         password_hash = None if password is None else passwords.hash_password(password)
         self._update_station("set_password", station_id, "password_hash = ?", (password_hash,))
 
-    def verify_password(self, station_id: str, password: str) -> bool:
+    def verify_password(
+        self, station_id: str, password: str, *, remember: str | None = None
+    ) -> bool:
         """True only for a registered, enabled station whose password matches.
 
         An unknown or disabled station, or one without a password, still pays
         for one scrypt so the answer time does not reveal which case it was.
+        On a match, `remember` (a `passwords.credential_digest`) is stored bound
+        to the hash it matched, for `remembered_credentials`.
         """
         with self._db.transaction("verify_password", write=False):
             rows = self._db.query(
@@ -386,7 +393,26 @@ class SqlStore(CommandStoreMixin):
         usable = bool(rows) and rows[0][0] is not None and bool(rows[0][1])
         encoded = rows[0][0] if usable else passwords.DUMMY_HASH
         matches = passwords.verify_password(password, encoded)
+        if usable and matches and remember is not None:
+            with self._db.transaction("remember_credential", write=True):
+                self._db.run(
+                    "INSERT INTO station_credential (station_id, password_hash, digest)"
+                    " VALUES (?, ?, ?) ON CONFLICT (station_id) DO UPDATE SET"
+                    " password_hash = excluded.password_hash, digest = excluded.digest",
+                    (station_id, encoded, remember),
+                )
         return usable and matches
+
+    def remembered_credentials(self) -> dict[str, str]:
+        """Digests of passwords that passed scrypt, for enabled stations whose password
+        is still the one they were checked against (station id → digest)."""
+        with self._db.transaction("remembered_credentials", write=False):
+            rows = self._db.query(
+                "SELECT c.station_id, c.digest FROM station_credential c"
+                " JOIN station s ON s.station_id = c.station_id"
+                " WHERE s.password_hash = c.password_hash AND s.enabled"
+            )
+        return {str(station_id): str(digest) for station_id, digest in rows}
 
     # -- liveness and connection state
 

@@ -11,8 +11,6 @@ from central.storage import (
     InvalidURL,
     SchemaTooNew,
     Store,
-    StreetlightMode,
-    StreetlightStatus,
     open_store,
 )
 from central.storage._migrations import MIGRATIONS
@@ -82,32 +80,42 @@ def test_invalid_urls(url: str) -> None:
         open_store(url)
 
 
-def test_migration_4_fills_the_latest_tables_from_the_history(store_url: str) -> None:
+def test_migration_4_fills_the_latest_tables_from_the_history(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A store with events from before schema 4 gets its current lights and modes from them."""
+    import central.storage.store as store_module
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:3])
     old = open_store(store_url)
     try:
-        old.record_streetlight_status("st1", StreetlightStatus(1, "On", at(0)), received_at=at(0))
-        old.record_streetlight_status("st1", StreetlightStatus(1, "Off", at(9)), received_at=at(1))
-        old.record_streetlight_status("st1", StreetlightStatus(1, "On", at(5)), received_at=at(2))
-        old.record_streetlight_status("st1", StreetlightStatus(2, "On", at(3)), received_at=at(3))
-        old.record_streetlight_status("st1", StreetlightStatus(2, "Off", at(3)), received_at=at(4))
-        old.record_streetlight_mode(
-            "st2", StreetlightMode(None, "LocalOverride", at(1)), received_at=at(1)
-        )
-        old.record_streetlight_mode("st2", StreetlightMode(4, "Schedule", at(2)), received_at=at(2))
-        # Back to schema 3: the history stays, the tables migration 4 adds go.
-        db = old._db
-        with db.transaction("back to schema 3", write=True):
-            db.run("DROP TABLE streetlight_status_latest")
-            db.run("DROP TABLE streetlight_mode_latest")
-            db.run("DELETE FROM schema_version WHERE version = 4")
+        db = old._db  # the history as schema 3 stored it: rows only, no latest tables
+        with db.transaction("history at schema 3", write=True):
+            for contactor, status, stamp, received in (
+                (1, "On", 0, 0),
+                (1, "Off", 9, 1),
+                (1, "On", 5, 2),  # delivered late, older: not the latest
+                (2, "On", 3, 3),
+                (2, "Off", 3, 4),  # a tie: the one stored last wins
+            ):
+                db.run(
+                    "INSERT INTO streetlight_status (station_id, contactor_id, status, timestamp,"
+                    " unexpected, received_at) VALUES (?, ?, ?, ?, NULL, ?)",
+                    ("st1", contactor, status, db.ts(at(stamp)), db.ts(at(received))),
+                )
+            for contactor, mode, stamp in ((0, "LocalOverride", 1), (4, "Schedule", 2)):
+                db.run(
+                    "INSERT INTO streetlight_mode (station_id, contactor_id, mode, timestamp,"
+                    " received_at) VALUES (?, ?, ?, ?, ?)",
+                    ("st2", contactor, mode, db.ts(at(stamp)), db.ts(at(stamp))),
+                )
     finally:
         old.close()
+    monkeypatch.undo()
     new = open_store(store_url)
     try:
         assert new.schema_version() == len(MIGRATIONS)
         lights = new.current_lights("st1")
-        # Latest by the station's timestamp; a tie goes to the one stored last.
         assert {c: (s.status, s.timestamp) for c, s in lights.items()} == {
             1: ("Off", at(9)),
             2: ("Off", at(3)),

@@ -632,3 +632,18 @@ def test_station_states_cover_every_station_in_three_queries(store: Store) -> No
     assert asked["never-reported"].boot is None
     assert not asked["never-reported"].lights
     assert store.station_states([]) == {}
+
+
+def test_a_password_that_passed_is_remembered_bound_to_its_hash(store: Store) -> None:
+    store.add_station("st1", created_at=T0, password="correct horse")
+    assert not store.verify_password("st1", "wrong", remember="d-wrong")
+    assert store.remembered_credentials() == {}  # only a match is remembered
+    assert store.verify_password("st1", "correct horse", remember="d-1")
+    assert store.remembered_credentials() == {"st1": "d-1"}
+    assert store.verify_password("st1", "correct horse", remember="d-2")  # a new key
+    assert store.remembered_credentials() == {"st1": "d-2"}
+    store.set_enabled("st1", False)
+    assert store.remembered_credentials() == {}
+    store.set_enabled("st1", True)
+    store.set_password("st1", "battery staple")
+    assert store.remembered_credentials() == {}  # bound to the old hash: forgotten
