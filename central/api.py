@@ -66,6 +66,7 @@ from central.storage.commands import (
     OrganisationExists,
     UnknownOrganisation,
 )
+from central.webhooks import new_secret as new_webhook_secret
 from os3p.formats import parse_date_time
 
 __all__ = ["build_app"]
@@ -702,8 +703,13 @@ async def set_webhook(request: web.Request) -> web.Response:
         parsed = urlsplit(url) if isinstance(url, str) else None
         if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise _Problem(400, "bad_request", "url: an http(s) URL")
-    await central.store.set_webhook(name, url, at=central.wall())
-    return _json({"organisation": name, "webhook": url})
+    if url is None:
+        await central.store.set_webhook(name, None, at=central.wall())
+        return _json({"organisation": name, "webhook": None})
+    # A fresh secret with every change: shown here once, it signs every notification.
+    secret = new_webhook_secret()
+    await central.store.set_webhook(name, url, at=central.wall(), secret=secret)
+    return _json({"organisation": name, "webhook": url, "secret": secret})
 
 
 def _audit_json(entry: AuditRecord) -> dict[str, Any]:

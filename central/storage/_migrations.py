@@ -351,10 +351,18 @@ _CREDENTIALS = (
     )""",
 )
 
+# Webhook notifications are signed with a per-organisation secret (central/webhooks.py);
+# a delivery keeps the secret of the webhook it was queued for, as it keeps its URL.
+_SIGNED_WEBHOOKS = (
+    "ALTER TABLE org_webhook ADD COLUMN secret TEXT",
+    "ALTER TABLE webhook_delivery ADD COLUMN secret TEXT",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "command queue, organisations, webhooks, audit", _COMMAND_QUEUE),
     Migration(3, "meter inventory and shipment imports", _INVENTORY),
     Migration(4, "latest streetlight status and mode per contactor", _LATEST),
     Migration(5, "remembered station credentials", _CREDENTIALS),
+    Migration(6, "signed webhooks", _SIGNED_WEBHOOKS),
 )

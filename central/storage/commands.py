@@ -131,6 +131,7 @@ class Delivery:
     body: dict[str, Any]
     attempts: int
     next_at: datetime
+    secret: str | None = None  # signs the POST (central/webhooks.py); None: webhook set before
 
 
 @dataclass(frozen=True)
@@ -390,7 +391,7 @@ class CommandStoreMixin:
         if record.organisation is None:
             return
         hooks = db.query(
-            "SELECT url FROM org_webhook WHERE organisation = ?", (record.organisation,)
+            "SELECT url, secret FROM org_webhook WHERE organisation = ?", (record.organisation,)
         )
         if not hooks:
             return
@@ -399,11 +400,12 @@ class CommandStoreMixin:
             "status": str(status),
             "station": record.station_id,
         }
+        url, secret = hooks[0]
         db.run(
             "INSERT INTO webhook_delivery (correlation_id, organisation, url, body, state,"
-            " attempts, next_at) VALUES (?, ?, ?, ?, 'pending', 0, ?)"
+            " attempts, next_at, secret) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)"
             " ON CONFLICT DO NOTHING",
-            (record.correlation_id, record.organisation, hooks[0][0], _dumps(body), db.ts(at)),
+            (record.correlation_id, record.organisation, url, _dumps(body), db.ts(at), secret),
         )
 
     def finish_attempt(
@@ -613,17 +615,21 @@ class CommandStoreMixin:
             )
             return bool(owned), frozenset(row[0] for row in granted)
 
-    def set_webhook(self, name: str, url: str | None, *, at: datetime) -> None:
+    def set_webhook(
+        self, name: str, url: str | None, *, at: datetime, secret: str | None = None
+    ) -> None:
+        """Set (or with None, remove) the organisation's webhook and its signing secret."""
         with self._db.transaction("set_webhook", write=True):
             self._require_organisation(name)
             if url is None:
                 self._db.run("DELETE FROM org_webhook WHERE organisation = ?", (name,))
                 return
             self._db.run(
-                "INSERT INTO org_webhook (organisation, url, updated_at) VALUES (?, ?, ?)"
+                "INSERT INTO org_webhook (organisation, url, updated_at, secret)"
+                " VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (organisation) DO UPDATE SET url = excluded.url,"
-                " updated_at = excluded.updated_at",
-                (name, url, self._db.ts(at)),
+                " updated_at = excluded.updated_at, secret = excluded.secret",
+                (name, url, self._db.ts(at), secret),
             )
 
     # -- webhook deliveries
@@ -632,7 +638,7 @@ class CommandStoreMixin:
         """Pending deliveries, the earliest due first."""
         with self._db.transaction("pending_deliveries", write=False):
             rows = self._db.query(
-                "SELECT correlation_id, organisation, url, body, attempts, next_at"
+                "SELECT correlation_id, organisation, url, body, attempts, next_at, secret"
                 " FROM webhook_delivery WHERE state = 'pending' ORDER BY next_at LIMIT ?",
                 (limit,),
             )
@@ -644,8 +650,9 @@ class CommandStoreMixin:
                 body=json.loads(body),
                 attempts=int(attempts),
                 next_at=self._db.from_ts(next_at),
+                secret=secret,
             )
-            for cid, org, url, body, attempts, next_at in rows
+            for cid, org, url, body, attempts, next_at, secret in rows
         ]
 
     def record_delivery(
@@ -818,8 +825,10 @@ class AsyncCommandStoreMixin:
     async def station_rights(self, name: str, station_id: str) -> tuple[bool, frozenset[str]]:
         return await self._call(self._commands.station_rights, name, station_id)
 
-    async def set_webhook(self, name: str, url: str | None, *, at: datetime) -> None:
-        await self._call(self._commands.set_webhook, name, url, at=at)
+    async def set_webhook(
+        self, name: str, url: str | None, *, at: datetime, secret: str | None = None
+    ) -> None:
+        await self._call(self._commands.set_webhook, name, url, at=at, secret=secret)
 
     async def pending_deliveries(self, *, limit: int = 100) -> list[Delivery]:
         return await self._call(self._commands.pending_deliveries, limit=limit)

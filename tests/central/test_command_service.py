@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +18,7 @@ from aiohttp import web
 from central.operations import Right, ServiceOperation
 from central.queueing import QueuePolicy
 from central.service import CentralService
-from central.webhooks import WebhookPolicy
+from central.webhooks import WebhookPolicy, verify_signature
 from tests.central.support import BOOT, Api, make_config, running_central, scripted_station
 from tests.support.aio import UNIT, eventually, run
 
@@ -269,14 +272,18 @@ def test_a_bundle_operation_refused_for_good_is_not_retried(tmp_path: Path) -> N
 
 @contextlib.asynccontextmanager
 async def webhook_receiver(
-    statuses: list[int],
+    statuses: list[int], signed: list[tuple[str, bytes]] | None = None
 ) -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
-    """A local HTTP receiver answering the given statuses in turn (then 200)."""
+    """A local HTTP receiver answering the given statuses in turn (then 200); keeps each
+    POST's signature header and raw body in `signed` when given."""
     received: list[dict[str, Any]] = []
     answers = iter(statuses)
 
     async def hook(request: web.Request) -> web.Response:
-        received.append(await request.json())
+        raw = await request.read()
+        if signed is not None:
+            signed.append((request.headers.get("X-OS3P-Signature", ""), raw))
+        received.append(json.loads(raw))
         return web.Response(status=next(answers, 200))
 
     app = web.Application()
@@ -294,11 +301,12 @@ async def webhook_receiver(
 
 def test_the_webhook_is_called_retried_and_the_result_stays_fetchable(tmp_path: Path) -> None:
     webhooks = WebhookPolicy(backoff_base=timedelta(seconds=0.1 * UNIT))
+    signed: list[tuple[str, bytes]] = []
 
     async def scenario() -> None:
         async with (
             central_with(tmp_path, webhooks=webhooks) as (central, admin),
-            webhook_receiver([500]) as (url, received),
+            webhook_receiver([500], signed) as (url, received),
         ):
             await admin.add_station("SUBS205")
             token = await organisation(admin, "acme")
@@ -307,6 +315,7 @@ def test_the_webhook_is_called_retried_and_the_result_stays_fetchable(tmp_path: 
             async with Api(central.api_url, token) as acme:
                 status, body = await acme.request("PUT", "/api/organisation/webhook", {"url": url})
                 assert (status, body["webhook"]) == (200, url)
+                secret = body["secret"]
                 async with scripted_station(central.ws_url, "SUBS205") as st:
                     await st.boot()
                     cid = await submit(
@@ -315,6 +324,18 @@ def test_the_webhook_is_called_retried_and_the_result_stays_fetchable(tmp_path: 
                     await eventually(lambda: len(received) == 2, timeout=10 * UNIT)
                 expected = {"correlationId": cid, "status": "done", "station": "SUBS205"}
                 assert received == [expected, expected]  # the 500 was retried
+                # Each POST is signed over its exact body, as a receiver would check it:
+                # computed here from the header alone, not with the central's own code.
+                for header, raw in signed:
+                    fields = dict(part.split("=", 1) for part in header.split(","))
+                    mac = hmac.new(secret.encode(), f"{fields['t']}.".encode() + raw, "sha256")
+                    assert hmac.compare_digest(fields["v1"], mac.hexdigest())
+                    assert abs(int(fields["t"]) - time.time()) < 60
+                    assert verify_signature(secret, header, raw, datetime.now(UTC))
+                    assert not verify_signature("whsec_other", header, raw, datetime.now(UTC))
+                    assert not verify_signature(secret, header, raw + b" ", datetime.now(UTC))
+                    late = datetime.now(UTC) + timedelta(hours=1)
+                    assert not verify_signature(secret, header, raw, late)  # a replay
                 result = await fetch(acme, cid)
                 assert result["organisation"] == "acme"
                 assert result["operations"][0]["result"] == COMMAND_ANSWER
