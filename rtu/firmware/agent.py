@@ -277,6 +277,7 @@ class FirmwareAgent:
                 self._bundle_path(),
                 timeout=self._config.download_timeout,
                 max_size=self._config.max_bundle_size,
+                ssl_context=self._config.ssl_context() if self._config.ca_file else None,
             )
             manifest = await asyncio.to_thread(inspect_bundle, self._bundle_path())
         except (DownloadError, BundleMalformed) as exc:

@@ -12,6 +12,7 @@
     default_retry_interval = 60              # UpdateFirmware without `retryInterval` (s)
     download_timeout = 900                   # s for one download attempt
     max_bundle_size = 268435456              # bytes
+    ca_file = "/etc/rtu/firmware-ca.pem"     # trusted for https downloads, besides the system's
 
 At least one trusted key is required: a station that trusts nobody would
 refuse every bundle, which is a configuration error, not a runtime surprise.
@@ -20,6 +21,7 @@ refuse every bundle, which is a configuration error, not a runtime surprise.
 from __future__ import annotations
 
 import dataclasses
+import ssl
 import sys
 from pathlib import Path
 
@@ -42,6 +44,13 @@ class FirmwareConfig:
     default_retry_interval: int
     download_timeout: float
     max_bundle_size: int
+    ca_file: Path | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The system's CAs, plus `ca_file` (a grid operator's own CA for its file server)."""
+        return ssl.create_default_context(
+            cafile=None if self.ca_file is None else str(self.ca_file)
+        )
 
 
 def read_firmware(t: TableReader) -> FirmwareConfig:
@@ -78,7 +87,13 @@ def read_firmware(t: TableReader) -> FirmwareConfig:
         default_retry_interval=t.integer("default_retry_interval", 60, min=0, max=86_400),
         download_timeout=t.number("download_timeout", 900.0, min=1, max=86_400),
         max_bundle_size=t.integer("max_bundle_size", 256 << 20, min=1024, max=8 << 30),
+        ca_file=t.path("ca_file", None),
     )
+    if config.ca_file is not None and config.ca_file.is_file():
+        try:
+            config.ssl_context()
+        except (OSError, ssl.SSLError) as exc:
+            t.error("ca_file", f"{config.ca_file} holds no usable CA certificate: {exc}")
     return config
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ftplib
+import ssl
 import urllib.parse
 from pathlib import Path
 
@@ -41,8 +42,18 @@ def redact(location: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-async def download(location: str, dest: Path, *, timeout: float, max_size: int) -> int:
-    """Fetch `location` into `dest` (replaced atomically); returns its size."""
+async def download(
+    location: str,
+    dest: Path,
+    *,
+    timeout: float,
+    max_size: int,
+    ssl_context: ssl.SSLContext | None = None,
+) -> int:
+    """Fetch `location` into `dest` (replaced atomically); returns its size.
+
+    `ssl_context` verifies https servers (`[firmware] ca_file`); None: the system's CAs.
+    """
     parts = urllib.parse.urlsplit(location)
     if parts.scheme not in ("http", "https", "ftp"):
         raise DownloadError(f"unsupported location scheme {parts.scheme!r}")
@@ -52,7 +63,7 @@ async def download(location: str, dest: Path, *, timeout: float, max_size: int) 
             if parts.scheme == "ftp":
                 size = await asyncio.to_thread(_ftp, parts, partial, max_size, timeout)
             else:
-                size = await _http(location, partial, max_size)
+                size = await _http(location, partial, max_size, ssl_context)
     except TimeoutError as exc:
         raise DownloadError(f"no complete download within {timeout:.0f} s") from exc
     except BaseException:
@@ -63,14 +74,19 @@ async def download(location: str, dest: Path, *, timeout: float, max_size: int) 
     return size
 
 
-async def _http(location: str, partial: Path, max_size: int) -> int:
+async def _http(
+    location: str, partial: Path, max_size: int, ssl_context: ssl.SSLContext | None
+) -> int:
     # Imported here: aiohttp is a fifth of an idle daemon's memory, needed only
     # while a transfer runs (bench/rtu.py, idle RSS).
     import aiohttp
 
     size = 0
     try:
-        async with aiohttp.ClientSession() as session, session.get(location) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(location, ssl=ssl_context or True) as response,
+        ):
             if response.status != 200:
                 raise DownloadError(f"HTTP {response.status} {response.reason or ''}".strip())
             if response.content_length is not None and response.content_length > max_size:

@@ -83,3 +83,16 @@ def test_every_problem_is_reported_with_its_key_path(tmp_path: Path) -> None:
 def test_a_station_that_trusts_nobody_is_misconfigured(tmp_path: Path) -> None:
     with pytest.raises(ConfigInvalid, match=r"firmware\.trusted_keys"):
         check_device_sections(load_config(write(tmp_path, "[firmware]\n")))
+
+
+def test_a_ca_file_for_https_downloads_is_checked_at_start(tmp_path: Path) -> None:
+    key = public_key_base64(KEY)
+    garbage = tmp_path / "not-a-ca.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    path = write(tmp_path, f'[firmware]\ntrusted_keys = ["{key}"]\nca_file = "not-a-ca.pem"\n')
+    with pytest.raises(ConfigInvalid, match=r"firmware\.ca_file") as raised:
+        firmware_config(load_config(path))
+    assert str(garbage) in str(raised.value)
+    missing = write(tmp_path, f'[firmware]\ntrusted_keys = ["{key}"]\nca_file = "nowhere.pem"\n')
+    with pytest.raises(ConfigInvalid, match=r"firmware\.ca_file"):
+        firmware_config(load_config(missing))

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from rtu.firmware.config import FirmwareConfig
 from rtu.firmware.download import DownloadError, download, redact
 from tests.support.aio import run
 from tests.support.ftp import ftp_server
+from tests.support.tls import TestPKI, make_pki
 
 DATA = bytes(range(256)) * 400  # 100 KiB
 
@@ -116,3 +118,53 @@ def test_ftp_download_with_credentials_as_in_the_spec_example(tmp_path: Path) ->
 def test_passwords_never_reach_the_log() -> None:
     assert redact("ftp://root:secret@host:2121/x") == "ftp://root:***@host:2121/x"
     assert redact("http://host/x") == "http://host/x"
+
+
+@contextlib.asynccontextmanager
+async def https_server(pki: TestPKI) -> AsyncIterator[str]:
+    async def bundle(request: web.Request) -> web.Response:
+        return web.Response(body=DATA)
+
+    app = web.Application()
+    app.router.add_get("/bundle.tar", bundle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=pki.server_context())
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"https://localhost:{port}/bundle.tar"
+    finally:
+        await runner.cleanup()
+
+
+def test_https_download_trusts_the_configured_ca_and_only_then(tmp_path: Path) -> None:
+    """`[firmware] ca_file`: a grid operator's file server with its own CA."""
+    pki = make_pki(tmp_path / "pki")
+    config = FirmwareConfig(
+        trusted_keys=(bytes(32),),
+        releases_root=tmp_path,
+        confirm_timeout=600,
+        max_crashes=3,
+        installer="venv",
+        python=Path("/usr/bin/python3"),
+        default_retries=3,
+        default_retry_interval=60,
+        download_timeout=10,
+        max_bundle_size=1 << 20,
+        ca_file=pki.ca_cert,
+    )
+
+    async def scenario() -> None:
+        async with https_server(pki) as url:
+            size = await download(
+                url, tmp_path / "b.tar", timeout=10, max_size=1 << 20,
+                ssl_context=config.ssl_context(),
+            )  # fmt: skip
+            assert size == len(DATA)
+            assert (tmp_path / "b.tar").read_bytes() == DATA
+            with pytest.raises(DownloadError, match="certificate"):
+                await download(url, tmp_path / "c.tar", timeout=10, max_size=1 << 20)
+            assert not (tmp_path / "c.tar").exists()
+
+    run(scenario())
