@@ -422,6 +422,8 @@ class LinkConfig:
     dead_letter_after: int
     outbox_retry_base: float
     outbox_retry_cap: float
+    outbox_memory_max_entries: int  # held in memory while the data disk refuses writes
+    outbox_disk_settle: float  # s the disk must take every write before the fault ends
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -577,6 +579,10 @@ def _link(t: TableReader) -> LinkConfig:
         dead_letter_after=t.integer("dead_letter_after", 5, min=1, max=1000),
         outbox_retry_base=t.number("outbox_retry_base", 5.0, min=0.01, max=3600),
         outbox_retry_cap=t.number("outbox_retry_cap", 300.0, min=0.01, max=86_400),
+        outbox_memory_max_entries=t.integer(
+            "outbox_memory_max_entries", 10_000, min=100, max=1_000_000
+        ),
+        outbox_disk_settle=t.number("outbox_disk_settle", 10.0, min=0.1, max=3600),
     )
     if link.reconnect_backoff_cap < link.reconnect_backoff_base:
         t.error("reconnect_backoff_cap", "must not be below reconnect_backoff_base")

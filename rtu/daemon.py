@@ -169,6 +169,8 @@ class Daemon:
                 dead_letter_after=self.config.link.dead_letter_after,
                 retry_base=timedelta(seconds=self.config.link.outbox_retry_base),
                 retry_cap=timedelta(seconds=self.config.link.outbox_retry_cap),
+                memory_max_entries=self.config.link.outbox_memory_max_entries,
+                settle=self.config.link.outbox_disk_settle,
             )
             try:
                 return await self._run(state_thread, state, outbox, previous, settings)

@@ -146,6 +146,7 @@ class Outbox:
         retry_cap: timedelta = timedelta(minutes=5),
         memory_max_entries: int = 10_000,
         disk_retry: Backoff | None = None,
+        settle: float = 10.0,
     ) -> Outbox:
         """Open the store on a fresh dedicated thread (the connection lives there)."""
         thread = DatabaseThread("outbox-db")
@@ -168,7 +169,7 @@ class Outbox:
             retry_base=retry_base,
             retry_cap=retry_cap,
         )
-        return cls(store, thread, clock, memory=memory, disk_retry=disk_retry)
+        return cls(store, thread, clock, memory=memory, disk_retry=disk_retry, settle=settle)
 
     @property
     def moved_aside(self) -> Path | None:

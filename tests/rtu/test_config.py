@@ -75,6 +75,7 @@ def test_minimal_file_gets_defaults(tmp_path: Path) -> None:
     assert config.data.dir == Path("/var/lib/rtu")
     assert config.link.heartbeat_interval == 300
     assert config.link.dead_letter_after == 5
+    assert (config.link.outbox_memory_max_entries, config.link.outbox_disk_settle) == (10_000, 10.0)
     assert config.system.reboot_command is None
     assert config.central.password is None
     assert config.central.call_timeout == 30.0
