@@ -399,6 +399,16 @@ async def accept_station(request: web.Request) -> web.Response:
     except CommandError as exc:
         # The policy is set; the station will be Accepted at its next boot anyway.
         trigger = {"error": type(exc).__name__, "message": exc.reason}
+    # Its TriggerMessage goes straight to the station, not through the queue (an
+    # operator accepting a station waits for that boot): audited here instead.
+    await central.store.record_audit(
+        at=central.wall(),
+        actor=_principal_of(request).actor,
+        station_id=station_id,
+        what=["Accept"] if trigger is None else ["Accept", "TriggerMessage"],
+        outcome="failed" if trigger is not None and "error" in trigger else "done",
+        detail=None if trigger is None else json.dumps(trigger, separators=(",", ":")),
+    )
     station = central.registry.get(station_id)
     assert station is not None  # _station_id checked it; accept() kept it
     return _json({"station": await _one_station_json(central, station), "trigger": trigger})

@@ -136,6 +136,12 @@ def test_pending_station_is_configured_then_accepted_by_the_operator(tmp_path: P
                 assert rebooted[0]["status"] == "Accepted"
                 assert rebooted[0]["interval"] == 60
                 assert (await st.call("Heartbeat", {}))[0] == 3
+                # Sent outside the queue, so audited by the route itself.
+                status, body = await api.request("GET", "/api/audit", station="SUBS002")
+                accepted = [e for e in body["audit"] if "Accept" in e["operations"]]
+                assert [(e["operations"], e["outcome"]) for e in accepted] == [
+                    (["Accept", "TriggerMessage"], "done")
+                ]
 
     run(scenario())
 
