@@ -29,15 +29,14 @@ from tests.faults.support import (
     assert_delivered,
     assert_running,
     emitted,
-    fill,
     flip,
     io_status,
     open_faults,
-    small_tmpfs,
     snapshot,
     wait_for,
 )
 from tests.support.aio import UNIT, run
+from tests.support.disk import fill, small_tmpfs
 
 pytestmark = pytest.mark.faults
 

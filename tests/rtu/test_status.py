@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rtu.status import format_status, read_snapshot, write_snapshot
-from tests.faults.support import fill, small_tmpfs
+from tests.support.disk import fill, small_tmpfs
 
 
 def snapshot(**extra: object) -> dict[str, object]:
