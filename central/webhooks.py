@@ -68,11 +68,14 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
+def _mac(secret: str, stamp: int, body: bytes) -> bytes:
+    return hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).digest()
+
+
 def sign(secret: str, body: bytes, at: datetime) -> str:
     """The signature header's value for `body` sent at `at`."""
     stamp = int(at.timestamp())
-    mac = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
-    return f"t={stamp},v1={mac.hexdigest()}"
+    return f"t={stamp},v1={_mac(secret, stamp, body).hex()}"
 
 
 def verify_signature(
@@ -82,13 +85,12 @@ def verify_signature(
     fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
     try:
         stamp = int(fields["t"])
-        given = fields["v1"]
+        given = bytes.fromhex(fields["v1"])
     except (KeyError, ValueError):
         return False
     if abs(now.timestamp() - stamp) > tolerance:
         return False
-    expected = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
-    return hmac.compare_digest(expected.hexdigest(), given)
+    return hmac.compare_digest(_mac(secret, stamp, body), given)
 
 
 @dataclass(frozen=True)

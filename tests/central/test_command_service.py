@@ -336,6 +336,8 @@ def test_the_webhook_is_called_retried_and_the_result_stays_fetchable(tmp_path: 
                     assert not verify_signature(secret, header, raw + b" ", datetime.now(UTC))
                     late = datetime.now(UTC) + timedelta(hours=1)
                     assert not verify_signature(secret, header, raw, late)  # a replay
+                for garbage in ("", "t=x,v1=00", f"t={int(time.time())},v1=é", "v1=00"):
+                    assert not verify_signature(secret, garbage, b"{}", datetime.now(UTC))
                 result = await fetch(acme, cid)
                 assert result["organisation"] == "acme"
                 assert result["operations"][0]["result"] == COMMAND_ANSWER
