@@ -77,6 +77,7 @@ _MAX_LIMIT = 10_000
 _SERVER_KEY = web.AppKey("central", CentralServer)
 _DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
 _PRINCIPAL = web.RequestKey("principal", Principal)
+_RIGHTS = web.RequestKey("station_rights", dict[str, tuple[bool, frozenset[str]]])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -172,6 +173,21 @@ def _limit_arg(request: web.Request, default: int) -> int:
     return int(text)
 
 
+async def _rights(request: web.Request, station_id: str) -> tuple[bool, frozenset[str]]:
+    """The calling organisation's (owner, granted rights) on the station, read once per
+    request (`_station_id` and `_require` both need them)."""
+    cache = request.get(_RIGHTS)
+    if cache is None:
+        cache = request[_RIGHTS] = {}
+    found = cache.get(station_id)
+    if found is None:
+        principal = _principal_of(request)
+        assert principal.organisation is not None
+        store = request.app[_SERVER_KEY].store
+        found = cache[station_id] = await store.station_rights(principal.organisation, station_id)
+    return found
+
+
 async def _station_id(request: web.Request) -> str:
     """The station the route names; 404 if unknown, but only to the administrator.
 
@@ -182,7 +198,7 @@ async def _station_id(request: web.Request) -> str:
     central = request.app[_SERVER_KEY]
     principal = _principal_of(request)
     if principal.organisation is not None:
-        owner, granted = await central.store.station_rights(principal.organisation, station_id)
+        owner, granted = await _rights(request, station_id)
         if not owner and not granted:
             raise Forbidden(principal, station_id, ())
     if central.registry.get(station_id) is None:
@@ -210,8 +226,7 @@ async def _require(request: web.Request, station_id: str, right: Right | None) -
     principal = _principal_of(request)
     if principal.organisation is None:
         return
-    store = request.app[_SERVER_KEY].store
-    owner, granted = await store.station_rights(principal.organisation, station_id)
+    owner, granted = await _rights(request, station_id)
     if right is None:
         if not owner and not granted:
             raise Forbidden(principal, station_id, ())
@@ -292,7 +307,9 @@ async def list_stations(request: web.Request) -> web.Response:
         mine = set() if org is None else set(org.stations) | set(org.grants)
         visible = [s for s in visible if s.station_id in mine]
     # Whole-table queries, grouped here: one store call per part, not per station.
-    states = await central.store.station_states(None)
+    states = await central.store.station_states(
+        None if principal.organisation is None else [s.station_id for s in visible]
+    )
     faults_of: dict[str, list[OpenFault]] = {}
     for fault in faults:
         faults_of.setdefault(fault.station_id, []).append(fault)

@@ -784,40 +784,43 @@ class SqlStore(CommandStoreMixin):
         return self.station_states([station_id])[station_id].modes
 
     def station_states(self, station_ids: Collection[str] | None = None) -> dict[str, StationState]:
-        """Last boot, lights and modes of these stations (None: all), in three queries.
+        """Last boot, lights and modes of these stations (None: all), three queries per
+        500 stations, in one snapshot.
 
         Every station asked for is in the result, with empty parts if it never
         reported; with None, every station that ever reported any of them.
         """
         db = self._db
-        where = ""
-        params: tuple[str, ...] = ()
-        if station_ids is not None:
-            params = tuple(station_ids)
-            where = (
-                f" WHERE station_id IN ({', '.join('?' * len(params))})"
-                if params
-                else " WHERE 1 = 0"
-            )
+        asked = None if station_ids is None else tuple(station_ids)
+        chunks: list[tuple[str, ...]] = (
+            [()] if asked is None else [asked[i : i + 500] for i in range(0, len(asked), 500)]
+        )
+        boots: list[Row] = []
+        lights: list[Row] = []
+        modes: list[Row] = []
         with db.transaction("station_states", write=False):
-            boots = db.query(
-                "SELECT b.station_id, b.vendor, b.model, b.station_number, b.serial_number,"
-                " b.firmware_version, b.iccid, b.imsi FROM boot_notification b JOIN ("
-                " SELECT station_id, MAX(id) AS id FROM boot_notification"
-                f"{where} GROUP BY station_id) latest ON b.id = latest.id",
-                params,
-            )
-            lights = db.query(
-                "SELECT station_id, contactor_id, status, timestamp, unexpected, received_at"
-                f" FROM streetlight_status_latest{where}",
-                params,
-            )
-            modes = db.query(
-                "SELECT station_id, contactor_id, mode, timestamp, received_at"
-                f" FROM streetlight_mode_latest{where}",
-                params,
-            )
-        states: dict[str, StationState] = {station_id: StationState() for station_id in params}
+            for chunk in chunks:
+                where = (
+                    "" if asked is None else f" WHERE station_id IN ({', '.join('?' * len(chunk))})"
+                )
+                boots += db.query(
+                    "SELECT b.station_id, b.vendor, b.model, b.station_number, b.serial_number,"
+                    " b.firmware_version, b.iccid, b.imsi FROM boot_notification b JOIN ("
+                    " SELECT station_id, MAX(id) AS id FROM boot_notification"
+                    f"{where} GROUP BY station_id) latest ON b.id = latest.id",
+                    chunk,
+                )
+                lights += db.query(
+                    "SELECT station_id, contactor_id, status, timestamp, unexpected, received_at"
+                    f" FROM streetlight_status_latest{where}",
+                    chunk,
+                )
+                modes += db.query(
+                    "SELECT station_id, contactor_id, mode, timestamp, received_at"
+                    f" FROM streetlight_mode_latest{where}",
+                    chunk,
+                )
+        states: dict[str, StationState] = {station_id: StationState() for station_id in asked or ()}
         for station_id, *fields in boots:
             states.setdefault(station_id, StationState()).boot = BootNotification(*fields)
         for station_id, contactor, status, timestamp, unexpected, received_at in lights:

@@ -647,3 +647,15 @@ def test_a_password_that_passed_is_remembered_bound_to_its_hash(store: Store) ->
     store.set_enabled("st1", True)
     store.set_password("st1", "battery staple")
     assert store.remembered_credentials() == {}  # bound to the old hash: forgotten
+
+
+def test_station_states_of_more_stations_than_one_query_takes(store: Store) -> None:
+    """Asked for in chunks (SQLite and PostgreSQL limit a statement's parameters)."""
+    ids = [f"st{i:04d}" for i in range(1200)]
+    for station_id in ids[499:502] + ids[-1:]:
+        store.record_streetlight_status(
+            station_id, StreetlightStatus(1, "On", at(1)), received_at=at(1)
+        )
+    states = store.station_states(ids)
+    assert list(states) == ids
+    assert [sid for sid, state in states.items() if state.lights] == [*ids[499:502], ids[-1]]
