@@ -163,7 +163,14 @@ async def import_shipment(request: web.Request) -> web.Response:
         for s in shipment.stations
         if s.password is None and s.cert_identity is None
     }
-    hashes = await _hash_passwords(station_passwords(shipment, generated))
+    plain = station_passwords(shipment, generated)
+    hashes = await _hash_passwords(plain)
+    remember = {
+        station_id: digest
+        for station_id, password in plain.items()
+        if password is not None
+        and (digest := central.registry.credential_digest(station_id, password)) is not None
+    }
     try:
         result = await central.store.import_shipment(
             shipment,
@@ -171,6 +178,7 @@ async def import_shipment(request: web.Request) -> web.Response:
             hashes=hashes,
             sha256=hashlib.sha256(data).hexdigest(),
             media_type=media_type,
+            remember=remember,
         )
     except ShipmentInvalid as invalid:
         return _invalid(invalid.problems, "shipment")

@@ -131,6 +131,7 @@ class Registry:
         heartbeat_interval: int,
         cert_identity: str | None = None,
     ) -> Station:
+        digest = None if password is None else self.credential_digest(station_id, password)
         station = await self._store.add_station(
             station_id,
             created_at=self._clock(),
@@ -138,11 +139,21 @@ class Registry:
             cert_identity=cert_identity,
             policy=policy,
             heartbeat_interval=heartbeat_interval,
+            remember=digest,
         )
         self._stations[station_id] = station
         self._answered.pop(station_id, None)
         self._verified.pop(station_id, None)
+        if digest is not None:
+            self._verified[station_id] = digest
         return station
+
+    def credential_digest(self, station_id: str, password: str) -> str | None:
+        """What the credential cache remembers of this password; None when the cache
+        lasts only as long as this process (nothing to store)."""
+        if not self._persistent:
+            return None
+        return passwords.credential_digest(self._key, station_id, password)
 
     async def remove(self, station_id: str) -> None:
         if station_id not in self._stations:

@@ -140,6 +140,7 @@ class AsyncStore(AsyncCommandStoreMixin):
         policy: BootPolicy = BootPolicy.ACCEPTED,
         heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
         enabled: bool = True,
+        remember: str | None = None,
     ) -> Station:
         return await self._call(
             self._store.add_station,
@@ -150,6 +151,7 @@ class AsyncStore(AsyncCommandStoreMixin):
             policy=policy,
             heartbeat_interval=heartbeat_interval,
             enabled=enabled,
+            remember=remember,
         )
 
     async def remove_station(self, station_id: str) -> None:
@@ -399,6 +401,7 @@ class AsyncStore(AsyncCommandStoreMixin):
         hashes: Mapping[str, str | None],
         sha256: str,
         media_type: str,
+        remember: Mapping[str, str] | None = None,
     ) -> inventory.ImportResult:
         return await self._call(
             inventory.import_shipment,
@@ -408,6 +411,7 @@ class AsyncStore(AsyncCommandStoreMixin):
             hashes=hashes,
             sha256=sha256,
             media_type=media_type,
+            remember=remember,
         )
 
     async def import_meter_values(

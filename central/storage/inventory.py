@@ -304,9 +304,11 @@ def import_shipment(
     hashes: Mapping[str, str | None],
     sha256: str,
     media_type: str,
+    remember: Mapping[str, str] | None = None,
 ) -> ImportResult:
     """Register every station and meter of `shipment`, or nothing (`ShipmentInvalid`).
-    `hashes` from `password_hashes`."""
+    `hashes` from `password_hashes`; `remember`: station → `passwords.credential_digest`
+    of the same password, so a first connection costs no scrypt check."""
     db = _db(store)
     with db.transaction("import_shipment", write=True):
         problems = _conflicts(db, shipment)
@@ -331,6 +333,10 @@ def import_shipment(
                     True,
                 ),
             )
+            password_hash = hashes.get(station.station_id)
+            digest = (remember or {}).get(station.station_id)
+            if password_hash is not None and digest is not None:
+                store.remember_credential(station.station_id, password_hash, digest)
             if station.timezone is not None:
                 db.run(
                     "INSERT INTO station_time_zone (station_id, time_zone) VALUES (?, ?)"

@@ -96,6 +96,7 @@ class Store(Protocol):
         policy: BootPolicy = BootPolicy.ACCEPTED,
         heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
         enabled: bool = True,
+        remember: str | None = None,
     ) -> Station: ...
     def remove_station(self, station_id: str) -> None: ...
     def get_station(self, station_id: str) -> Station | None: ...
@@ -308,7 +309,10 @@ class SqlStore(CommandStoreMixin):
         policy: BootPolicy = BootPolicy.ACCEPTED,
         heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
         enabled: bool = True,
+        remember: str | None = None,
     ) -> Station:
+        """`remember`: the password's `passwords.credential_digest`, so that even the
+        station's first connection costs no scrypt check."""
         # Hashing takes tens of milliseconds: done before the write lock is taken.
         password_hash = None if password is None else passwords.hash_password(password)
         with self._db.transaction("add_station", write=True):
@@ -327,6 +331,8 @@ class SqlStore(CommandStoreMixin):
             )
             if not added:
                 raise StationExists(station_id)
+            if password_hash is not None and remember is not None:
+                self.remember_credential(station_id, password_hash, remember)
             return self._require_station(station_id)
 
     def remove_station(self, station_id: str) -> None:
@@ -395,13 +401,18 @@ class SqlStore(CommandStoreMixin):
         matches = passwords.verify_password(password, encoded)
         if usable and matches and remember is not None:
             with self._db.transaction("remember_credential", write=True):
-                self._db.run(
-                    "INSERT INTO station_credential (station_id, password_hash, digest)"
-                    " VALUES (?, ?, ?) ON CONFLICT (station_id) DO UPDATE SET"
-                    " password_hash = excluded.password_hash, digest = excluded.digest",
-                    (station_id, encoded, remember),
-                )
+                self.remember_credential(station_id, encoded, remember)
         return usable and matches
+
+    def remember_credential(self, station_id: str, password_hash: str, digest: str) -> None:
+        """Remember `digest` for the password behind `password_hash` (inside the caller's
+        write transaction; `remembered_credentials` drops it once the hash changes)."""
+        self._db.run(
+            "INSERT INTO station_credential (station_id, password_hash, digest)"
+            " VALUES (?, ?, ?) ON CONFLICT (station_id) DO UPDATE SET"
+            " password_hash = excluded.password_hash, digest = excluded.digest",
+            (station_id, password_hash, digest),
+        )
 
     def remembered_credentials(self) -> dict[str, str]:
         """Digests of passwords that passed scrypt, for enabled stations whose password

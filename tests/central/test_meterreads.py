@@ -91,6 +91,10 @@ def test_a_shipment_with_one_bad_line_is_rejected_whole_and_that_line_is_reporte
             )
             generated = body["generatedPasswords"]
             assert list(generated) == ["SUBS201"]  # SUBS202 brought its own
+            # Both passwords are remembered at import: not even the first connection
+            # costs a scrypt check (central/storage/passwords.py, the credential cache).
+            remembered = await central.server.store.remembered_credentials()
+            assert set(remembered) == {"SUBS201", "SUBS202"}
 
             # the same file again: every id collides, each reported with its line
             status, again = await _post_shipment(

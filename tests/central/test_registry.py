@@ -79,13 +79,10 @@ def test_a_checked_password_is_remembered_across_a_restart_until_it_changes(
                 await registry.load()
                 return registry
 
+            # Registered before the cache existed (or by a tool that does not remember).
+            await store.add_station("S1", created_at=NOW, password="pw-1")
+            await store.add_station("S2", created_at=NOW, password="pw-2")
             first = await restarted(key)
-            await first.add(
-                "S1", password="pw-1", policy=BootPolicy.ACCEPTED, heartbeat_interval=60
-            )
-            await first.add(
-                "S2", password="pw-2", policy=BootPolicy.ACCEPTED, heartbeat_interval=60
-            )
             assert await first.check_password("S1", "pw-1")
             assert verifier.calls == 1
             # A new process with the same key: S1 is let in on the remembered digest.
@@ -108,6 +105,15 @@ def test_a_checked_password_is_remembered_across_a_restart_until_it_changes(
             other_key = await restarted(bytes(32))
             assert await other_key.check_password("S2", "pw-2")
             assert verifier.calls == 6
+            # Registered through the registry: remembered from the start, so even the
+            # first connection (and the first after a restart) costs no scrypt.
+            await other_key.add(
+                "S3", password="pw-3", policy=BootPolicy.ACCEPTED, heartbeat_interval=60
+            )
+            assert await other_key.check_password("S3", "pw-3")
+            assert await (await restarted(bytes(32))).check_password("S3", "pw-3")
+            assert not await (await restarted(bytes(32))).check_password("S3", "pw-2")
+            assert verifier.calls == 7  # only the wrong password went to scrypt
             # A disabled station is not let in on a remembered digest.
             await store.set_enabled("S2", False)
             assert not await (await restarted(bytes(32))).check_password("S2", "pw-2")
